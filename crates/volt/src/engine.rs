@@ -1,0 +1,87 @@
+//! The engine: everything a request needs to find or create a shape, shared by the HTTP
+//! handlers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{watch, Semaphore};
+use tokio_postgres::Client;
+
+use crate::config::Settings;
+use crate::pg::catalog::{self, LookupError, TableInfo};
+use crate::pg::names::RelationName;
+use crate::pg::ConnectionSettings;
+use crate::replication::ApplierHandle;
+use crate::shape::{snapshot, Registry, Shape, ShapeDefinition};
+
+/// Shared state of a running Volt.
+pub struct Engine {
+    pub config: Settings,
+    pub connection: ConnectionSettings,
+    pub registry: Arc<Registry>,
+    pub applier: ApplierHandle,
+    pub snapshot_permits: Semaphore,
+    pub global_last_seen_lsn: Arc<AtomicU64>,
+    /// Turns true when Volt shuts down; long-polls end when it does.
+    pub shutdown: watch::Receiver<bool>,
+    catalog_client: tokio::sync::Mutex<Option<Arc<Client>>>,
+}
+
+impl Engine {
+    pub fn new(
+        config: Settings,
+        connection: ConnectionSettings,
+        registry: Arc<Registry>,
+        applier: ApplierHandle,
+        global_last_seen_lsn: Arc<AtomicU64>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let snapshot_permits = Semaphore::new(config.snapshot_concurrency_max);
+        Engine {
+            config,
+            connection,
+            registry,
+            applier,
+            snapshot_permits,
+            global_last_seen_lsn,
+            shutdown,
+            catalog_client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The last LSN the applier processed, for `global_last_seen_lsn`.
+    pub fn global_last_seen_lsn(&self) -> u64 {
+        self.global_last_seen_lsn.load(Ordering::Relaxed)
+    }
+
+    /// Reads a table's description, reconnecting the catalog connection when it was lost.
+    pub async fn lookup_table(&self, name: &RelationName) -> Result<TableInfo, LookupError> {
+        let client = {
+            let mut guard = self.catalog_client.lock().await;
+            match guard.as_ref() {
+                Some(client) if !client.is_closed() => client.clone(),
+                _ => {
+                    let client = Arc::new(crate::pg::connect(&self.connection).await?);
+                    *guard = Some(client.clone());
+                    client
+                }
+            }
+        };
+        catalog::lookup_table(&client, name).await
+    }
+
+    /// Returns the shape for a definition, starting its creation when it is new.
+    pub fn shape_for(self: &Arc<Self>, definition: &ShapeDefinition) -> Arc<Shape> {
+        let (shape, created) = self.registry.get_or_create(definition);
+        if created {
+            tokio::spawn(snapshot::create(self.clone(), shape.clone()));
+        }
+        shape
+    }
+
+    /// Removes a shape everywhere: its clients get 409 and the applier stops writing it.
+    pub async fn remove_shape(&self, shape: &Arc<Shape>, reason: &str) {
+        self.registry.remove(shape, reason);
+        self.applier.unregister(shape.clone()).await;
+    }
+}

@@ -1,0 +1,64 @@
+//! Error responses. Every error a client can cause becomes a 4xx with a JSON body that names
+//! the parameter; internal details go to the log, never to the client.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: serde_json::Value,
+    retry_after_s: Option<u32>,
+}
+
+impl ApiError {
+    /// A 400 naming one invalid parameter.
+    pub fn invalid(parameter: &str, message: impl Into<String>) -> Self {
+        let mut errors = BTreeMap::new();
+        errors.insert(parameter.to_owned(), vec![message.into()]);
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"message": "Invalid request", "errors": errors}),
+            retry_after_s: None,
+        }
+    }
+
+    pub fn not_found() -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, body: json!({"message": "Not found"}), retry_after_s: None }
+    }
+
+    pub fn method_not_allowed() -> Self {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            body: json!({"message": "Method not allowed"}),
+            retry_after_s: None,
+        }
+    }
+
+    /// A 503 the client should retry after `retry_after_s` seconds.
+    pub fn unavailable(message: impl Into<String>, retry_after_s: u32) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: json!({"message": message.into()}),
+            retry_after_s: Some(retry_after_s),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body.to_string()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert("surrogate-control", HeaderValue::from_static("no-store"));
+        if let Some(seconds) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

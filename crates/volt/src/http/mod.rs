@@ -1,0 +1,141 @@
+//! The HTTP edge: one entry point that normalises the path once, then routes on it.
+
+mod error;
+mod shape_api;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+
+use crate::engine::Engine;
+pub use error::ApiError;
+
+/// Response headers clients must be able to read across origins.
+const EXPOSED_HEADERS: &str = "electric-cursor,electric-handle,electric-has-data,electric-offset,\
+electric-schema,electric-up-to-date,electric-internal-known-error,retry-after";
+
+/// Builds the application: every request goes through [`dispatch`].
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new().fallback(dispatch).with_state(engine)
+}
+
+/// The routes Volt serves, found from the normalised path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Root,
+    Health,
+    Shape,
+    NotFound,
+}
+
+async fn dispatch(State(engine): State<Arc<Engine>>, request: Request) -> Response {
+    let route = match normalise_path(request.uri().path()) {
+        Some(path) => match path.as_str() {
+            "/" => Route::Root,
+            "/v1/health" => Route::Health,
+            "/v1/shape" => Route::Shape,
+            _ => Route::NotFound,
+        },
+        None => Route::NotFound,
+    };
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let method = request.method().clone();
+
+    let mut response = match (route, &method) {
+        (Route::Root, &Method::GET | &Method::HEAD) => empty(StatusCode::OK),
+        (Route::Health, &Method::GET | &Method::HEAD) => health(),
+        (Route::Shape, &Method::GET | &Method::HEAD) => shape_api::serve(engine, request).await,
+        (Route::Shape, &Method::OPTIONS) => preflight(&request),
+        (Route::NotFound, _) => ApiError::not_found().into_response(),
+        _ => ApiError::method_not_allowed().into_response(),
+    };
+
+    add_cors_headers(&mut response, origin, route == Route::Shape);
+    if method == Method::HEAD {
+        *response.body_mut() = Body::empty();
+    }
+    response
+}
+
+/// Decodes percent-escapes, collapses repeated slashes and drops a trailing slash, so that
+/// `/v1//shape/`, `/v1/%73hape` and `/v1/shape` are one path. `None` for paths that do not
+/// decode to UTF-8 or that climb with `..`.
+fn normalise_path(raw: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let mut normalised = String::with_capacity(decoded.len());
+    for segment in decoded.split('/').filter(|segment| !segment.is_empty() && *segment != ".") {
+        if segment == ".." {
+            return None;
+        }
+        normalised.push('/');
+        normalised.push_str(segment);
+    }
+    if normalised.is_empty() {
+        normalised.push('/');
+    }
+    Some(normalised)
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
+}
+
+fn health() -> Response {
+    let mut response = Response::new(Body::from(r#"{"status":"active"}"#));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    response
+}
+
+/// Answers a CORS preflight: only the request headers the Shape API uses are allowed.
+fn preflight(request: &Request) -> Response {
+    let mut response = empty(StatusCode::NO_CONTENT);
+    let allowed: Vec<String> = request
+        .headers()
+        .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| name == "if-none-match" || name == "traceparent")
+        .collect();
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        if !allowed.is_empty() {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value);
+        }
+    }
+    response
+}
+
+fn add_cors_headers(response: &mut Response, origin: Option<HeaderValue>, shape_route: bool) {
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.unwrap_or(HeaderValue::from_static("*")));
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
+    let methods = if shape_route { "GET, HEAD, OPTIONS" } else { "GET, HEAD" };
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
+    headers.insert(header::VARY, HeaderValue::from_static("origin"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_path;
+
+    #[test]
+    fn path_variants_normalise_to_one() {
+        for raw in ["/v1/shape", "/v1/shape/", "/v1//shape", "//v1/shape", "/v1/%73hape", "/v1/./shape", "/%2Fv1%2Fshape"] {
+            assert_eq!(normalise_path(raw).as_deref(), Some("/v1/shape"), "{raw}");
+        }
+        assert_eq!(normalise_path("/").as_deref(), Some("/"));
+        assert_eq!(normalise_path("/v1/../shape"), None);
+        assert_eq!(normalise_path("/%ff"), None);
+    }
+}

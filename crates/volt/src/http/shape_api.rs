@@ -1,0 +1,408 @@
+//! `GET /v1/shape`: the current dialect of the Shape API.
+//!
+//! A request names a table and an offset. `offset=-1` gets the first snapshot chunk,
+//! `0_<n>` the next chunk or, after the last one, the log; a real offset gets the log entries
+//! after it. With `live=true` a request that finds nothing new waits for the next commit.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use rand::Rng;
+
+use super::error::ApiError;
+use crate::engine::Engine;
+use crate::pg::catalog::LookupError;
+use crate::pg::names::{self, RelationName};
+use crate::position::{LogOffset, RequestOffset};
+use crate::shape::messages::{self, MUST_REFETCH_BODY};
+use crate::shape::store::{push_separator, LogHead, SnapshotProgress};
+use crate::shape::{Shape, ShapeDefinition, ShapeHandle};
+
+/// Start of the time windows `electric-cursor` counts in: 2024-10-09T00:00:00Z, as the
+/// Shape API's clients and caches expect.
+const CURSOR_EPOCH_S: u64 = 1_728_432_000;
+
+/// A validated shape request.
+#[derive(Debug)]
+struct ShapeRequest {
+    table: RelationName,
+    offset: RequestOffset,
+    handle: Option<ShapeHandle>,
+    live: bool,
+    cursor: Option<String>,
+}
+
+/// Parses and checks the query string, in the order the Shape API reports errors.
+fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
+    let mut table = None;
+    let mut offset = None;
+    let mut handle = None;
+    let mut live = None;
+    let mut cursor = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "table" => table = Some(value.into_owned()),
+            "offset" => offset = Some(value.into_owned()),
+            "handle" => handle = Some(value.into_owned()),
+            "live" => live = Some(value.into_owned()),
+            "cursor" => cursor = Some(value.into_owned()),
+            // Clients add their own parameters (`log`, `cache-buster`, user parameters).
+            _ => {}
+        }
+    }
+
+    let offset = offset.ok_or_else(|| ApiError::invalid("offset", "can't be blank"))?;
+    let offset: RequestOffset = offset.parse().map_err(|_| ApiError::invalid("offset", "has invalid format"))?;
+    let handle = match offset {
+        // A handle sent with -1 or now is ignored: those start over.
+        RequestOffset::BeforeAll | RequestOffset::Now => None,
+        RequestOffset::At(_) => {
+            let handle = handle.filter(|handle| !handle.is_empty());
+            Some(handle.ok_or_else(|| ApiError::invalid("handle", "can't be blank when offset != -1"))?)
+        }
+    };
+    // Any value but `false` turns live mode on, including a bare `&live`.
+    let live = live.is_some_and(|value| value != "false");
+    match (live, offset) {
+        (true, RequestOffset::BeforeAll) => return Err(ApiError::invalid("live", "can't be true when offset == -1")),
+        (true, RequestOffset::Now) => return Err(ApiError::invalid("live", "can't be true when offset is 'now'")),
+        _ => {}
+    }
+    let table = table.filter(|table| !table.is_empty()).ok_or_else(|| ApiError::invalid("table", "can't be blank"))?;
+    let table = names::parse_relation(&table).map_err(|message| ApiError::invalid("table", message))?;
+    Ok(ShapeRequest { table, offset, handle: handle.map(|h| ShapeHandle::from_client(&h)), live, cursor })
+}
+
+/// Serves one shape request.
+pub async fn serve(engine: Arc<Engine>, request: Request) -> Response {
+    let query = request.uri().query().unwrap_or("");
+    let parsed = match parse_request(query) {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    match serve_parsed(&engine, &parsed, request.headers()).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &HeaderMap) -> Result<Response, Response> {
+    let shape = resolve_shape(engine, request).await?;
+    let reply = match request.offset {
+        RequestOffset::BeforeAll => serve_snapshot_chunk(engine, &shape, 0).await?,
+        RequestOffset::Now => {
+            let head = shape.log_head();
+            Reply::up_to_date_only(engine, head.latest, RequestOffset::Now)
+        }
+        RequestOffset::At(offset) if offset.is_snapshot() && offset != LogOffset::SNAPSHOT_END => {
+            serve_snapshot_chunk(engine, &shape, offset.op + 1).await?
+        }
+        RequestOffset::At(offset) => serve_log(engine, &shape, offset, request.live).await?,
+    };
+    Ok(reply.into_response(engine, &shape, request, headers))
+}
+
+/// Finds the shape a request addresses. A handle that is unknown or names another
+/// definition gets a 409 pointing at the current shape for the request's definition.
+async fn resolve_shape(engine: &Arc<Engine>, request: &ShapeRequest) -> Result<Arc<Shape>, Response> {
+    if let Some(handle) = &request.handle {
+        if let Some(shape) = engine.registry.get_by_handle(handle) {
+            if shape.definition.table.name == request.table {
+                return Ok(shape);
+            }
+        }
+    }
+    let table = match engine.lookup_table(&request.table).await {
+        Ok(table) => table,
+        Err(LookupError::NotFound(name)) => {
+            let message = format!(
+                "Table \"{}\".\"{}\" does not exist. If the table name contains capitals or special characters you must quote it.",
+                name.schema, name.table
+            );
+            return Err(ApiError::invalid("table", message).into_response());
+        }
+        Err(LookupError::Postgres(error)) => {
+            tracing::warn!(%error, "catalog lookup failed");
+            return Err(ApiError::unavailable("Cannot connect to the database to verify the shape. Please try again later.", 1)
+                .into_response());
+        }
+    };
+    let definition = ShapeDefinition { table: Arc::new(table) };
+    let shape = engine.shape_for(&definition);
+    if request.handle.is_some() {
+        return Err(must_refetch(Some(&shape.handle)));
+    }
+    Ok(shape)
+}
+
+/// The 409 that sends a client back to `offset=-1` on the current shape.
+fn must_refetch(handle: Option<&ShapeHandle>) -> Response {
+    let mut response = Response::new(Body::from(MUST_REFETCH_BODY));
+    *response.status_mut() = StatusCode::CONFLICT;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    match handle.and_then(|handle| HeaderValue::from_str(handle.as_str()).ok()) {
+        Some(value) => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60, must-revalidate"));
+            headers.insert("electric-handle", value);
+        }
+        None => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=1, must-revalidate"));
+        }
+    }
+    response
+}
+
+/// A successful answer before it becomes a response.
+#[derive(Debug)]
+struct Reply {
+    /// The JSON array to send.
+    body: Vec<u8>,
+    /// `electric-offset`: where the client continues.
+    next_offset: LogOffset,
+    up_to_date: bool,
+    has_data: bool,
+}
+
+impl Reply {
+    fn up_to_date_only(engine: &Engine, next_offset: LogOffset, _requested: RequestOffset) -> Reply {
+        let mut body = b"[".to_vec();
+        body.extend_from_slice(&messages::up_to_date(engine.global_last_seen_lsn()));
+        body.push(b']');
+        Reply { body, next_offset, up_to_date: true, has_data: false }
+    }
+
+    fn into_response(self, engine: &Engine, shape: &Shape, request: &ShapeRequest, request_headers: &HeaderMap) -> Response {
+        let etag = if self.has_data {
+            format!("\"{}:{}:{}\"", shape.handle, request.offset, self.next_offset)
+        } else {
+            // Answers without data must never revalidate into a stale "nothing new".
+            let unique = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            format!("\"{}:{}:{}:{unique}\"", shape.handle, request.offset, self.next_offset)
+        };
+        let not_modified = request_headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
+
+        let mut response = if not_modified {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            response
+        } else {
+            Response::new(Body::from(self.body))
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert("electric-handle", header_value(shape.handle.as_str()));
+        headers.insert("electric-offset", header_value(&self.next_offset.to_string()));
+        headers.insert("electric-has-data", HeaderValue::from_static(if self.has_data { "true" } else { "false" }));
+        headers.insert(header::ETAG, header_value(&etag));
+        if self.up_to_date {
+            headers.insert("electric-up-to-date", HeaderValue::from_static(""));
+        }
+        if request.live {
+            let cursor = next_cursor(engine.config.long_poll_timeout, request.cursor.as_deref());
+            headers.insert("electric-cursor", header_value(&cursor.to_string()));
+        } else if !not_modified {
+            headers.insert("electric-schema", header_value(&shape.schema_json));
+        }
+        let cache_control = match request.offset {
+            RequestOffset::BeforeAll => "public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746".to_owned(),
+            _ if request.live => "public, max-age=5, stale-while-revalidate=5".to_owned(),
+            _ => format!(
+                "public, max-age={}, stale-while-revalidate={}",
+                engine.config.cache_max_age_s, engine.config.cache_stale_age_s
+            ),
+        };
+        headers.insert(header::CACHE_CONTROL, header_value(&cache_control));
+        response
+    }
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    // Every value here is built by Volt from ASCII (handles, offsets, JSON with escapes).
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The next `electric-cursor`: the end of the current long-poll window, so that clients in
+/// one window share a URL; never the cursor the client already sent.
+fn next_cursor(long_poll_timeout: Duration, sent: Option<&str>) -> u64 {
+    let window_s = long_poll_timeout.as_secs().max(1);
+    let now_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let next = now_s.saturating_sub(CURSOR_EPOCH_S).div_ceil(window_s) * window_s;
+    let sent = sent.and_then(|cursor| cursor.parse::<u64>().ok()).unwrap_or(0);
+    if next > sent {
+        next
+    } else {
+        sent + rand::rng().random_range(1..=3600)
+    }
+}
+
+/// Serves snapshot chunk `chunk`, or the start of the log when the snapshot has no such chunk.
+async fn serve_snapshot_chunk(engine: &Arc<Engine>, shape: &Arc<Shape>, chunk: u64) -> Result<Reply, Response> {
+    let mut progress = shape.watch_snapshot();
+    let mut shutdown = engine.shutdown.clone();
+    let chunk_index = chunk as usize;
+    let ready = |p: &SnapshotProgress| p.failure.is_some() || p.finished || p.chunk_ends.len() > chunk_index;
+    let state = tokio::select! {
+        state = progress.wait_for(ready) => state.map(|state| state.clone()).ok(),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    let Some(state) = state else {
+        return Err(ApiError::unavailable("Volt is shutting down; retry", 1).into_response());
+    };
+    if state.failure.is_some() {
+        if shape.is_removed() {
+            return Err(must_refetch(engine.registry.get_by_definition(&shape.definition).as_ref().map(|s| &s.handle)));
+        }
+        return Err(ApiError::unavailable("Failed to create shape, please retry", 1).into_response());
+    }
+    if chunk_index >= state.chunk_ends.len() {
+        if chunk_index == state.chunk_ends.len() && state.finished && chunk > 0 {
+            return serve_log(engine, shape, LogOffset::SNAPSHOT_END, false).await;
+        }
+        return Err(ApiError::invalid("offset", "out of bounds for this shape").into_response());
+    }
+
+    let start = if chunk_index == 0 { crate::storage::records::HEADER_BYTES } else { state.chunk_ends[chunk_index - 1] };
+    let end = state.chunk_ends[chunk_index];
+    let reader = shape.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut body = b"[".to_vec();
+        reader.read_snapshot(start, end, &mut body).map(|_| {
+            body.push(b']');
+            body
+        })
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("reading the snapshot failed; retry", 1).into_response())?
+    .map_err(|error| storage_failure(engine, shape, error))?;
+    Ok(Reply { body, next_offset: LogOffset::snapshot_chunk(chunk), up_to_date: false, has_data: true })
+}
+
+/// Serves the log after `after`, waiting for new entries when `live`.
+async fn serve_log(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, live: bool) -> Result<Reply, Response> {
+    wait_for_snapshot(engine, shape).await?;
+    let mut log = shape.watch_log();
+    let mut head = *log.borrow_and_update();
+    if head.removed {
+        return Err(must_refetch(None));
+    }
+    if head.latest <= after && live {
+        let mut shutdown = engine.shutdown.clone();
+        let waited = tokio::select! {
+            changed = tokio::time::timeout(engine.config.long_poll_timeout, log.wait_for(|h| h.removed || h.latest > after)) => {
+                match changed {
+                    Ok(Ok(current)) => Some(*current),
+                    Ok(Err(_)) => None,
+                    Err(_) => return Ok(Reply::up_to_date_only(engine, after, RequestOffset::At(after))),
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        head = match waited {
+            Some(current) if !current.removed => current,
+            Some(_) => return Err(must_refetch(None)),
+            None => return Ok(Reply::up_to_date_only(engine, after, RequestOffset::At(after))),
+        };
+    }
+    if head.latest < after {
+        return Err(ApiError::invalid("offset", "out of bounds for this shape").into_response());
+    }
+    read_log_reply(engine, shape, after, head).await
+}
+
+async fn read_log_reply(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, head: LogHead) -> Result<Reply, Response> {
+    let range = shape.log_range(after, &head);
+    let global_lsn = engine.global_last_seen_lsn();
+    let reader = shape.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut body = b"[".to_vec();
+        let count = reader.read_log(&range, after, &mut body)?;
+        if range.reaches_head {
+            push_separator(&mut body);
+            body.extend_from_slice(&messages::up_to_date(global_lsn.max(range.end_offset.tx)));
+        }
+        body.push(b']');
+        Ok::<_, std::io::Error>((body, count, range))
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("reading the shape log failed; retry", 1).into_response())?;
+    let (body, count, range) = result.map_err(|error| storage_failure(engine, shape, error))?;
+    Ok(Reply { body, next_offset: range.end_offset, up_to_date: range.reaches_head, has_data: count > 0 })
+}
+
+/// Waits until the shape's snapshot is complete: the log follows it.
+async fn wait_for_snapshot(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<(), Response> {
+    let mut progress = shape.watch_snapshot();
+    let mut shutdown = engine.shutdown.clone();
+    let failed = tokio::select! {
+        state = progress.wait_for(|p| p.finished || p.failure.is_some()) => state.map(|s| s.failure.is_some()).unwrap_or(true),
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    };
+    if failed {
+        return Err(must_refetch(None));
+    }
+    Ok(())
+}
+
+/// A shape file that cannot be read is not served: the shape is removed and its clients
+/// resync.
+fn storage_failure(engine: &Arc<Engine>, shape: &Arc<Shape>, error: std::io::Error) -> Response {
+    tracing::error!(handle = %shape.handle, %error, "cannot read a shape file; removing the shape");
+    let engine = engine.clone();
+    let shape = shape.clone();
+    tokio::spawn(async move { engine.remove_shape(&shape, "unreadable shape file").await });
+    must_refetch(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn error_body(query: &str) -> serde_json::Value {
+        let response = parse_request(query).unwrap_err().into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_errors_name_the_parameter() {
+        assert_eq!(error_body("table=t").await["errors"]["offset"][0], "can't be blank");
+        assert_eq!(error_body("table=t&offset=abc").await["errors"]["offset"][0], "has invalid format");
+        assert_eq!(error_body("table=t&offset=0_-1").await["errors"]["offset"][0], "has invalid format");
+        assert_eq!(error_body("table=t&offset=0_0").await["errors"]["handle"][0], "can't be blank when offset != -1");
+        assert_eq!(error_body("table=t&offset=-1&live=true").await["errors"]["live"][0], "can't be true when offset == -1");
+        assert_eq!(error_body("table=t&offset=now&live").await["errors"]["live"][0], "can't be true when offset is 'now'");
+        assert_eq!(error_body("offset=-1").await["errors"]["table"][0], "can't be blank");
+        let body = error_body("offset=-1&table=a.b.c").await;
+        assert!(body["errors"]["table"][0].as_str().unwrap().contains("too many"));
+    }
+
+    #[test]
+    fn request_parses_live_and_handle() {
+        let request = parse_request("table=%22Order%20Items%22&offset=5_2&handle=h-1&live&cursor=9").unwrap();
+        assert_eq!(request.table.table, "Order Items");
+        assert!(request.live);
+        assert_eq!(request.handle.unwrap().as_str(), "h-1");
+        assert_eq!(request.cursor.as_deref(), Some("9"));
+        let request = parse_request("table=t&offset=-1&handle=ignored&live=false").unwrap();
+        assert!(request.handle.is_none());
+        assert!(!request.live);
+    }
+
+    #[test]
+    fn cursor_moves_past_the_sent_one() {
+        let timeout = Duration::from_secs(20);
+        let first = next_cursor(timeout, None);
+        assert_eq!(first % 20, 0);
+        let second = next_cursor(timeout, Some(&first.to_string()));
+        assert!(second > first);
+        assert!(second <= first + 3600);
+    }
+}

@@ -1,0 +1,722 @@
+//! The applier: a dedicated thread that turns the replication stream into shape log entries.
+//!
+//! It owns every shape log writer. For each transaction it decides, per shape, whether the
+//! shape's snapshot already contains it; it encodes the changes the shape still needs, writes
+//! them, and at a batch boundary makes them durable with one sync per written log (group
+//! commit). Only then does it publish the new log ends to readers and raise the position it
+//! acknowledges to Postgres.
+//!
+//! Invariant: the acknowledged LSN never passes a transaction whose entries are not durable
+//! in every shape log that needs them. Between transactions, keepalives let it advance to the
+//! server's WAL end, so the slot does not hold WAL while only unsynced tables are written.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use pgoutput::{Message, OldTuple, Relation, Tuple, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::{ApplyInput, ReplicationEvent};
+use crate::pg::visibility::PgSnapshot;
+use crate::position::{LogOffset, Lsn};
+use crate::shape::messages::{ColumnValue, Entry, Operation, Row};
+use crate::shape::{Registry, Shape, ShapeHandle};
+use crate::storage::records::{RecordKind, RecordWriter, HEADER_BYTES};
+
+/// Inputs handled between two group commits at most. Bounds how long readers wait for a
+/// flush while the stream is busy; a batch ends earlier whenever the queue is empty.
+const BATCH_INPUTS_MAX: usize = 2048;
+/// A log's buffer is written out (without a sync) when it grows past this, so a large
+/// transaction does not grow memory.
+const WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
+/// Distance in bytes between the index samples readers start scanning from.
+const INDEX_SAMPLE_BYTES: u64 = 64 << 10;
+
+/// Settings of the applier.
+#[derive(Debug, Clone)]
+pub struct ApplierSettings {
+    /// A log chunk closes after the entry that brings it to this many bytes.
+    pub chunk_bytes_max: u64,
+}
+
+/// Shared positions the applier publishes.
+#[derive(Debug)]
+pub struct ApplierOutputs {
+    /// The LSN that may be reported to Postgres as flushed.
+    pub acknowledged: watch::Sender<Lsn>,
+    /// The last LSN processed, sent to clients as `global_last_seen_lsn`.
+    pub global_last_seen_lsn: Arc<AtomicU64>,
+}
+
+/// The transaction being received.
+#[derive(Debug)]
+struct Transaction {
+    xid: u32,
+    commit_lsn: u64,
+    next_op: u64,
+    /// Already applied before a reconnect: every change is ignored.
+    replayed: bool,
+    /// Shapes that received entries, to finish at commit.
+    touched: Vec<ShapeHandle>,
+    /// Sequence number, so each shape decides once per transaction whether it applies.
+    sequence: u64,
+}
+
+/// Whether a shape knows its snapshot yet.
+#[derive(Debug)]
+enum SinkState {
+    /// Registered, snapshot not yet taken: transactions are held in memory. This lasts from
+    /// registration until `pg_current_snapshot()` returns, normally milliseconds.
+    AwaitingSnapshot { held: Vec<(u32, Vec<Entry>)> },
+    Known(PgSnapshot),
+}
+
+/// What a shape does with the current transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransactionMode {
+    Apply,
+    Hold,
+    Skip,
+}
+
+/// One shape's log writer and the state of its current transaction.
+#[derive(Debug)]
+struct Sink {
+    shape: Arc<Shape>,
+    writer: RecordWriter,
+    state: SinkState,
+    mode: TransactionMode,
+    mode_sequence: u64,
+    /// The last entry of the current transaction, written once the next one (or the commit)
+    /// shows whether it is the transaction's last for this shape.
+    pending_entry: Option<Entry>,
+    holding: Vec<Entry>,
+    xid: u32,
+    json: Vec<u8>,
+    last_written: LogOffset,
+    last_sample_position: u64,
+    chunk_bytes: u64,
+    chunk_bytes_max: u64,
+    uncommitted_samples: Vec<(LogOffset, u64)>,
+    uncommitted_chunks: Vec<(LogOffset, u64)>,
+    committed: CommittedLog,
+    unpublished_samples: Vec<(LogOffset, u64)>,
+    unpublished_chunks: Vec<(LogOffset, u64)>,
+    dirty: bool,
+}
+
+/// The end of the last complete transaction in a log.
+#[derive(Debug, Clone, Copy)]
+struct CommittedLog {
+    latest: LogOffset,
+    end_position: u64,
+    chunk_bytes: u64,
+    last_sample_position: u64,
+}
+
+impl Sink {
+    fn new(shape: Arc<Shape>, chunk_bytes_max: u64) -> std::io::Result<Self> {
+        let writer = RecordWriter::create(&shape.log_path())?;
+        let committed = CommittedLog {
+            latest: LogOffset::SNAPSHOT_END,
+            end_position: HEADER_BYTES,
+            chunk_bytes: 0,
+            last_sample_position: HEADER_BYTES,
+        };
+        Ok(Sink {
+            shape,
+            writer,
+            state: SinkState::AwaitingSnapshot { held: Vec::new() },
+            mode: TransactionMode::Skip,
+            mode_sequence: 0,
+            pending_entry: None,
+            holding: Vec::new(),
+            xid: 0,
+            json: Vec::new(),
+            last_written: LogOffset::SNAPSHOT_END,
+            last_sample_position: HEADER_BYTES,
+            chunk_bytes: 0,
+            chunk_bytes_max: chunk_bytes_max.max(1),
+            uncommitted_samples: Vec::new(),
+            uncommitted_chunks: Vec::new(),
+            committed,
+            unpublished_samples: Vec::new(),
+            unpublished_chunks: Vec::new(),
+            dirty: false,
+        })
+    }
+
+    /// Decides once per transaction whether this shape applies, holds or skips it.
+    fn enter(&mut self, transaction: &Transaction) -> TransactionMode {
+        if self.mode_sequence != transaction.sequence {
+            self.mode_sequence = transaction.sequence;
+            self.xid = transaction.xid;
+            self.mode = match &self.state {
+                SinkState::AwaitingSnapshot { .. } => TransactionMode::Hold,
+                SinkState::Known(snapshot) if snapshot.saw(transaction.xid) => TransactionMode::Skip,
+                SinkState::Known(_) => TransactionMode::Apply,
+            };
+        }
+        self.mode
+    }
+
+    fn push(&mut self, entry: Entry) {
+        match self.mode {
+            TransactionMode::Apply => {
+                if let Some(previous) = self.pending_entry.replace(entry) {
+                    self.write(&previous, false);
+                }
+            }
+            TransactionMode::Hold => self.holding.push(entry),
+            TransactionMode::Skip => {}
+        }
+    }
+
+    fn write(&mut self, entry: &Entry, last: bool) {
+        self.json.clear();
+        self.shape.encoder.log_entry(entry, self.xid, last, &mut self.json);
+        let position = self.writer.append(RecordKind::Change, entry.offset, &self.json);
+        self.last_written = entry.offset;
+        if position - self.last_sample_position >= INDEX_SAMPLE_BYTES {
+            self.uncommitted_samples.push((entry.offset, position));
+            self.last_sample_position = position;
+        }
+        // One byte per entry for the separator, as the chunk size counts what is sent.
+        self.chunk_bytes += self.json.len() as u64 + 1;
+        if self.chunk_bytes >= self.chunk_bytes_max {
+            self.uncommitted_chunks.push((entry.offset, self.writer.end_position()));
+            self.chunk_bytes = 0;
+        }
+    }
+
+    /// Ends the current transaction for this shape: its last entry gets `last`.
+    fn commit(&mut self) {
+        match self.mode {
+            TransactionMode::Apply => {
+                if let Some(last) = self.pending_entry.take() {
+                    self.write(&last, true);
+                }
+                self.mark_committed();
+            }
+            TransactionMode::Hold => {
+                let entries = std::mem::take(&mut self.holding);
+                if let SinkState::AwaitingSnapshot { held } = &mut self.state {
+                    held.push((self.xid, entries));
+                }
+            }
+            TransactionMode::Skip => {}
+        }
+    }
+
+    fn mark_committed(&mut self) {
+        self.committed = CommittedLog {
+            latest: self.last_written,
+            end_position: self.writer.end_position(),
+            chunk_bytes: self.chunk_bytes,
+            last_sample_position: self.last_sample_position,
+        };
+        self.unpublished_samples.append(&mut self.uncommitted_samples);
+        self.unpublished_chunks.append(&mut self.uncommitted_chunks);
+        self.dirty = true;
+    }
+
+    /// Drops what the current, incomplete transaction wrote.
+    fn abort(&mut self) -> std::io::Result<()> {
+        self.pending_entry = None;
+        self.holding.clear();
+        self.uncommitted_samples.clear();
+        self.uncommitted_chunks.clear();
+        self.last_written = self.committed.latest;
+        self.chunk_bytes = self.committed.chunk_bytes;
+        self.last_sample_position = self.committed.last_sample_position;
+        self.mode_sequence = 0;
+        self.writer.truncate(self.committed.end_position)
+    }
+
+    /// Applies the held transactions the snapshot did not see, then follows the stream.
+    fn snapshot_taken(&mut self, snapshot: PgSnapshot) {
+        let state = std::mem::replace(&mut self.state, SinkState::Known(snapshot));
+        let (SinkState::AwaitingSnapshot { held }, SinkState::Known(snapshot)) = (state, &self.state) else {
+            return;
+        };
+        let snapshot = snapshot.clone();
+        for (xid, entries) in held {
+            if snapshot.saw(xid) || entries.is_empty() {
+                continue;
+            }
+            self.xid = xid;
+            let count = entries.len();
+            for (index, entry) in entries.iter().enumerate() {
+                self.write(entry, index + 1 == count);
+            }
+            self.mark_committed();
+        }
+    }
+}
+
+/// The applier's state; see the module documentation.
+pub struct Applier {
+    registry: Arc<Registry>,
+    settings: ApplierSettings,
+    outputs: ApplierOutputs,
+    sinks: HashMap<ShapeHandle, Sink>,
+    by_table: HashMap<u32, Vec<ShapeHandle>>,
+    relations: HashMap<u32, Relation>,
+    transaction: Option<Transaction>,
+    transaction_sequence: u64,
+    /// Inputs that arrived during a transaction and wait for its end.
+    deferred: Vec<ApplyInput>,
+    /// Commit LSN of the last transaction applied; replays up to it are ignored.
+    last_commit_lsn: u64,
+    /// End LSN of the last transaction applied.
+    last_commit_end_lsn: u64,
+    /// WAL end from the last keepalive received between transactions.
+    idle_wal_end: u64,
+}
+
+impl Applier {
+    pub fn new(registry: Arc<Registry>, settings: ApplierSettings, outputs: ApplierOutputs, start_lsn: Lsn) -> Self {
+        Applier {
+            registry,
+            settings,
+            outputs,
+            sinks: HashMap::new(),
+            by_table: HashMap::new(),
+            relations: HashMap::new(),
+            transaction: None,
+            transaction_sequence: 0,
+            deferred: Vec::new(),
+            last_commit_lsn: start_lsn.0,
+            last_commit_end_lsn: start_lsn.0,
+            idle_wal_end: start_lsn.0,
+        }
+    }
+
+    /// Processes inputs until every sender is gone. Runs on its own thread.
+    pub fn run(mut self, mut inputs: mpsc::Receiver<ApplyInput>) {
+        while let Some(input) = inputs.blocking_recv() {
+            self.handle(input);
+            let mut handled = 1;
+            while handled < BATCH_INPUTS_MAX {
+                match inputs.try_recv() {
+                    Ok(input) => {
+                        self.handle(input);
+                        handled += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.flush();
+        }
+        self.flush();
+        tracing::info!("applier stopped");
+    }
+
+    fn handle(&mut self, input: ApplyInput) {
+        match input {
+            ApplyInput::Event(event) => self.handle_event(event),
+            ApplyInput::StreamLost => self.abort_transaction(),
+            command if self.transaction.is_some() => self.deferred.push(command),
+            ApplyInput::Register { shape, done } => {
+                let _ = done.send(self.register(shape));
+            }
+            ApplyInput::SnapshotTaken { shape, snapshot, done } => {
+                let result = match self.sinks.get_mut(&shape.handle) {
+                    Some(sink) => {
+                        sink.snapshot_taken(snapshot);
+                        Ok(())
+                    }
+                    None => Err("the shape was removed".to_owned()),
+                };
+                let _ = done.send(result);
+            }
+            ApplyInput::Unregister { shape } => self.drop_sink(&shape.handle),
+        }
+    }
+
+    fn register(&mut self, shape: Arc<Shape>) -> Result<(), String> {
+        let sink = Sink::new(shape.clone(), self.settings.chunk_bytes_max).map_err(|error| format!("cannot create the shape log: {error}"))?;
+        let table_oid = shape.definition.table.oid;
+        if let Some(relation) = self.relations.get(&table_oid) {
+            if !relation_matches(relation, &shape) {
+                return Err("the table changed while the shape was being created".to_owned());
+            }
+        }
+        self.by_table.entry(table_oid).or_default().push(shape.handle.clone());
+        self.sinks.insert(shape.handle.clone(), sink);
+        Ok(())
+    }
+
+    fn drop_sink(&mut self, handle: &ShapeHandle) {
+        if let Some(sink) = self.sinks.remove(handle) {
+            let oid = sink.shape.definition.table.oid;
+            if let Some(handles) = self.by_table.get_mut(&oid) {
+                handles.retain(|candidate| candidate != handle);
+                if handles.is_empty() {
+                    self.by_table.remove(&oid);
+                }
+            }
+        }
+    }
+
+    /// Removes a shape whose log can no longer be trusted; its clients will refetch.
+    fn rotate(&mut self, handle: &ShapeHandle, reason: &str) {
+        if let Some(sink) = self.sinks.get(handle) {
+            let shape = sink.shape.clone();
+            self.drop_sink(handle);
+            self.registry.remove(&shape, reason);
+        }
+    }
+
+    fn handle_event(&mut self, event: ReplicationEvent) {
+        match event {
+            ReplicationEvent::Begin { final_lsn, xid, .. } => self.begin(final_lsn.as_u64(), xid),
+            ReplicationEvent::Commit { end_lsn, .. } => self.commit(end_lsn.as_u64()),
+            ReplicationEvent::XLogData { data, .. } => match pgoutput::decode(&data) {
+                Ok(message) => self.handle_message(message),
+                Err(error) => {
+                    // Volt cannot know what this message changed, so no shape on any table
+                    // can be trusted past it.
+                    tracing::error!(%error, "undecodable pgoutput message; removing every shape");
+                    let handles: Vec<ShapeHandle> = self.sinks.keys().cloned().collect();
+                    for handle in handles {
+                        self.rotate(&handle, "undecodable replication message");
+                    }
+                }
+            },
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                if self.transaction.is_none() {
+                    self.idle_wal_end = self.idle_wal_end.max(wal_end.as_u64());
+                }
+            }
+            ReplicationEvent::Message { .. } | ReplicationEvent::StoppedAt { .. } => {}
+        }
+    }
+
+    fn begin(&mut self, commit_lsn: u64, xid: u32) {
+        if self.transaction.is_some() {
+            tracing::warn!(xid, "a transaction began before the previous one ended; dropping the previous one");
+            self.abort_transaction();
+        }
+        self.transaction_sequence += 1;
+        self.transaction = Some(Transaction {
+            xid,
+            commit_lsn,
+            next_op: 0,
+            replayed: commit_lsn <= self.last_commit_lsn,
+            touched: Vec::new(),
+            sequence: self.transaction_sequence,
+        });
+    }
+
+    fn commit(&mut self, end_lsn: u64) {
+        let Some(transaction) = self.transaction.take() else {
+            return;
+        };
+        for handle in &transaction.touched {
+            if let Some(sink) = self.sinks.get_mut(handle) {
+                sink.commit();
+                if sink.writer.buffered_bytes() >= WRITE_BUFFER_BYTES_MAX {
+                    self.write_out(handle);
+                }
+            }
+        }
+        if !transaction.replayed {
+            self.last_commit_lsn = transaction.commit_lsn;
+            self.last_commit_end_lsn = self.last_commit_end_lsn.max(end_lsn);
+        }
+        for input in std::mem::take(&mut self.deferred) {
+            self.handle(input);
+        }
+    }
+
+    fn abort_transaction(&mut self) {
+        let Some(transaction) = self.transaction.take() else {
+            return;
+        };
+        for handle in transaction.touched {
+            let failed = match self.sinks.get_mut(&handle) {
+                Some(sink) => sink.abort().err(),
+                None => None,
+            };
+            if let Some(error) = failed {
+                tracing::error!(%handle, %error, "cannot drop an incomplete transaction from a shape log");
+                self.rotate(&handle, "shape log write failed");
+            }
+        }
+        for input in std::mem::take(&mut self.deferred) {
+            self.handle(input);
+        }
+    }
+
+    fn handle_message(&mut self, message: Message) {
+        match message {
+            Message::Relation(relation) => self.relation(relation),
+            Message::Insert(insert) => self.change(insert.relation_oid, Change::Insert(insert.new)),
+            Message::Update(update) => self.change(update.relation_oid, Change::Update(update.old, update.new)),
+            Message::Delete(delete) => self.change(delete.relation_oid, Change::Delete(delete.old)),
+            Message::Truncate(truncate) => self.truncate(&truncate.relation_oids),
+            // Begin and Commit arrive as their own events; the rest needs no action.
+            Message::Begin(_) | Message::Commit(_) | Message::Origin(_) | Message::Type(_) | Message::Message(_) => {}
+        }
+    }
+
+    fn relation(&mut self, relation: Relation) {
+        let oid = relation.oid;
+        let stale: Vec<ShapeHandle> = self
+            .by_table
+            .get(&oid)
+            .into_iter()
+            .flatten()
+            .filter(|handle| self.sinks.get(*handle).is_some_and(|sink| !relation_matches(&relation, &sink.shape)))
+            .cloned()
+            .collect();
+        for handle in stale {
+            self.rotate(&handle, "the table's columns changed");
+        }
+        self.relations.insert(oid, relation);
+    }
+
+    fn truncate(&mut self, relation_oids: &[u32]) {
+        let Some(transaction) = &self.transaction else {
+            return;
+        };
+        if transaction.replayed {
+            return;
+        }
+        let mut affected = Vec::new();
+        for oid in relation_oids {
+            for handle in self.by_table.get(oid).into_iter().flatten() {
+                let sink = self.sinks.get_mut(handle).expect("indexed sinks exist");
+                if sink.enter(transaction) != TransactionMode::Skip {
+                    affected.push(handle.clone());
+                }
+            }
+        }
+        for handle in affected {
+            self.rotate(&handle, "the table was truncated");
+        }
+    }
+
+    fn change(&mut self, relation_oid: u32, change: Change) {
+        let Some(transaction) = &mut self.transaction else {
+            tracing::warn!(relation_oid, "a change arrived outside a transaction; ignoring it");
+            return;
+        };
+        let op = transaction.next_op;
+        transaction.next_op += 2;
+        if transaction.replayed {
+            return;
+        }
+        let Some(handles) = self.by_table.get(&relation_oid) else {
+            return;
+        };
+        let offset = LogOffset::new(transaction.commit_lsn, op);
+        let mut failed = Vec::new();
+        for handle in handles {
+            let sink = self.sinks.get_mut(handle).expect("indexed sinks exist");
+            if sink.enter(transaction) == TransactionMode::Skip {
+                continue;
+            }
+            match entries_for_change(&sink.shape, &change, offset) {
+                Ok(entries) => {
+                    if !entries.is_empty() && !transaction.touched.contains(handle) {
+                        transaction.touched.push(handle.clone());
+                    }
+                    for entry in entries {
+                        sink.push(entry);
+                    }
+                }
+                Err(reason) => failed.push((handle.clone(), reason)),
+            }
+        }
+        for (handle, reason) in failed {
+            tracing::warn!(%handle, reason, "cannot apply a change; removing the shape");
+            self.rotate(&handle, reason);
+        }
+    }
+
+    /// Writes a log's buffer to its file without syncing, to bound memory.
+    fn write_out(&mut self, handle: &ShapeHandle) {
+        let result = self.sinks.get_mut(handle).map(|sink| sink.writer.flush(false));
+        if let Some(Err(error)) = result {
+            tracing::error!(%handle, %error, "cannot write a shape log");
+            self.rotate(handle, "shape log write failed");
+        }
+    }
+
+    /// Makes every written log durable, publishes the new ends and raises the acknowledged
+    /// LSN: the group commit.
+    fn flush(&mut self) {
+        let mut failed = Vec::new();
+        for (handle, sink) in self.sinks.iter_mut().filter(|(_, sink)| sink.dirty) {
+            if let Err(error) = sink.writer.flush(true) {
+                tracing::error!(%handle, %error, "cannot sync a shape log");
+                failed.push(handle.clone());
+                continue;
+            }
+            sink.dirty = false;
+            let committed = sink.committed;
+            sink.shape.publish_log(
+                committed.latest,
+                committed.end_position,
+                &mut sink.unpublished_samples,
+                &mut sink.unpublished_chunks,
+            );
+        }
+        for handle in failed {
+            self.rotate(&handle, "shape log sync failed");
+        }
+
+        let mut acknowledged = self.last_commit_end_lsn;
+        if self.transaction.is_none() {
+            acknowledged = acknowledged.max(self.idle_wal_end);
+        }
+        self.outputs.acknowledged.send_if_modified(|current| {
+            if acknowledged > current.0 {
+                *current = Lsn(acknowledged);
+                true
+            } else {
+                false
+            }
+        });
+        self.outputs.global_last_seen_lsn.fetch_max(acknowledged, Ordering::Relaxed);
+    }
+}
+
+/// A row change as received, before it is turned into entries.
+#[derive(Debug)]
+enum Change {
+    Insert(Tuple),
+    Update(Option<OldTuple>, Tuple),
+    Delete(OldTuple),
+}
+
+/// True when the stream's description of a table matches what the shape was built from.
+fn relation_matches(relation: &Relation, shape: &Shape) -> bool {
+    let columns = &shape.definition.table.columns;
+    relation.columns.len() == columns.len()
+        && relation
+            .columns
+            .iter()
+            .zip(columns)
+            .all(|(streamed, known)| streamed.name == known.name && streamed.type_oid == known.type_oid)
+}
+
+fn row_from_tuple(tuple: &Tuple) -> Row {
+    tuple
+        .0
+        .iter()
+        .map(|value| match value {
+            Value::Null => ColumnValue::Null,
+            Value::UnchangedToast => ColumnValue::Unknown,
+            Value::Text(bytes) | Value::Binary(bytes) => ColumnValue::Text(bytes.clone()),
+        })
+        .collect()
+}
+
+/// Turns a change into the shape's log entries: none, one, or a delete and an insert when
+/// the row's key changed.
+fn entries_for_change(shape: &Shape, change: &Change, offset: LogOffset) -> Result<Vec<Entry>, &'static str> {
+    let encoder = &shape.encoder;
+    let key_columns = &shape.definition.table.key_columns;
+    let column_count = shape.definition.table.columns.len();
+    let check_width = |row: &Row| if row.len() == column_count { Ok(()) } else { Err("a change has the wrong number of columns") };
+    let key_values = |row: &Row| key_columns.iter().map(|&index| (index, row[index].clone())).collect::<Vec<_>>();
+
+    match change {
+        Change::Insert(tuple) => {
+            let row = row_from_tuple(tuple);
+            check_width(&row)?;
+            let key = encoder.row_key(&row).ok_or("an inserted row lacks a key value")?;
+            Ok(vec![Entry {
+                offset,
+                operation: Operation::Insert,
+                key,
+                value: row.into_iter().enumerate().collect(),
+                key_change_to: None,
+                key_change_from: None,
+            }])
+        }
+        Change::Delete(old) => {
+            let (OldTuple::Full(tuple) | OldTuple::Key(tuple)) = old;
+            let row = row_from_tuple(tuple);
+            check_width(&row)?;
+            let key = encoder.row_key(&row).ok_or("a deleted row lacks a key value")?;
+            Ok(vec![Entry {
+                offset,
+                operation: Operation::Delete,
+                value: key_values(&row),
+                key,
+                key_change_to: None,
+                key_change_from: None,
+            }])
+        }
+        Change::Update(old, new) => {
+            let mut new_row = row_from_tuple(new);
+            check_width(&new_row)?;
+            let old_row = match old {
+                Some(OldTuple::Full(tuple)) | Some(OldTuple::Key(tuple)) => Some(row_from_tuple(tuple)),
+                None => None,
+            };
+            let old_is_full = matches!(old, Some(OldTuple::Full(_)));
+            if let (Some(old_row), true) = (&old_row, old_is_full) {
+                check_width(old_row)?;
+                // An unchanged out-of-line value is not sent again; the full old row has it.
+                for (value, previous) in new_row.iter_mut().zip(old_row) {
+                    if *value == ColumnValue::Unknown {
+                        *value = previous.clone();
+                    }
+                }
+            }
+            let new_key = encoder.row_key(&new_row).ok_or("an updated row lacks a key value")?;
+            let old_key = match &old_row {
+                Some(row) => encoder.row_key(row).ok_or("an updated row lacks its old key value")?,
+                None => new_key.clone(),
+            };
+
+            if old_key != new_key {
+                let old_row = old_row.expect("a changed key comes with the old key");
+                return Ok(vec![
+                    Entry {
+                        offset,
+                        operation: Operation::Delete,
+                        key: old_key.clone(),
+                        value: key_values(&old_row),
+                        key_change_to: Some(new_key.clone()),
+                        key_change_from: None,
+                    },
+                    Entry {
+                        offset: LogOffset::new(offset.tx, offset.op + 1),
+                        operation: Operation::Insert,
+                        key: new_key,
+                        value: new_row.into_iter().enumerate().collect(),
+                        key_change_to: None,
+                        key_change_from: Some(old_key),
+                    },
+                ]);
+            }
+
+            let mut value = key_values(&new_row);
+            for (index, new_value) in new_row.into_iter().enumerate() {
+                if key_columns.contains(&index) || new_value == ColumnValue::Unknown {
+                    continue;
+                }
+                let changed = match (&old_row, old_is_full) {
+                    (Some(old_row), true) => old_row[index] != new_value,
+                    // Without the old row every known column is sent.
+                    _ => true,
+                };
+                if changed {
+                    value.push((index, new_value));
+                }
+            }
+            if old_is_full && value.len() == key_columns.len() {
+                return Ok(Vec::new());
+            }
+            value.sort_by_key(|(index, _)| *index);
+            Ok(vec![Entry { offset, operation: Operation::Update, key: new_key, value, key_change_to: None, key_change_from: None }])
+        }
+    }
+}

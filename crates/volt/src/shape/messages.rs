@@ -1,0 +1,298 @@
+//! JSON encoding of the Shape API's messages. Snapshot rows and log entries are built here
+//! from the same row representation, so a row has the same key and values on both paths.
+
+use bytes::Bytes;
+
+use crate::pg::catalog::TableInfo;
+use crate::pg::visibility::PgSnapshot;
+use crate::position::LogOffset;
+
+/// One row: each column's text value in the table's column order, `None` for NULL. A column
+/// may also be unknown (an unchanged out-of-line value that Postgres did not send).
+pub type Row = Vec<ColumnValue>;
+
+/// A column of a row as Volt received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnValue {
+    Null,
+    Text(Bytes),
+    /// Not sent by Postgres because it was stored out of line and did not change.
+    Unknown,
+}
+
+impl ColumnValue {
+    fn text(&self) -> Option<&[u8]> {
+        match self {
+            ColumnValue::Text(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+/// Pieces of JSON that depend only on the table, encoded once per shape.
+#[derive(Debug, Clone)]
+pub struct MessageEncoder {
+    /// `"schema"."table"` as the start of every row key.
+    key_prefix: String,
+    /// `["schema","table"]`, JSON-encoded.
+    relation_json: String,
+    /// `"column":` for each column, JSON-encoded.
+    column_prefixes: Vec<String>,
+    key_columns: Vec<usize>,
+}
+
+/// What kind of change a log entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// A change to one row, ready to be encoded once its transaction's last entry is known.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub offset: LogOffset,
+    pub operation: Operation,
+    pub key: String,
+    /// The columns to send, as indices into the row, with their values.
+    pub value: Vec<(usize, ColumnValue)>,
+    pub key_change_to: Option<String>,
+    pub key_change_from: Option<String>,
+}
+
+impl MessageEncoder {
+    pub fn new(table: &TableInfo) -> Self {
+        let key_prefix = format!(
+            "\"{}\".\"{}\"",
+            table.name.schema.replace('"', "\"\""),
+            table.name.table.replace('"', "\"\"")
+        );
+        let relation_json = serde_json::to_string(&[&table.name.schema, &table.name.table]).expect("strings encode");
+        let column_prefixes = table
+            .columns
+            .iter()
+            .map(|column| format!("{}:", serde_json::to_string(&column.name).expect("strings encode")))
+            .collect();
+        MessageEncoder { key_prefix, relation_json, column_prefixes, key_columns: table.key_columns.clone() }
+    }
+
+    /// Builds the row key: `"schema"."table"` then `/"value"` per key column, with `/` inside
+    /// values doubled and NULL written as `_`. `None` when a key value is unknown.
+    pub fn row_key(&self, row: &[ColumnValue]) -> Option<String> {
+        let mut key = self.key_prefix.clone();
+        for &column in &self.key_columns {
+            match row.get(column)? {
+                ColumnValue::Null => key.push_str("/_"),
+                ColumnValue::Text(bytes) => {
+                    key.push_str("/\"");
+                    for c in String::from_utf8_lossy(bytes).chars() {
+                        if c == '/' {
+                            key.push('/');
+                        }
+                        key.push(c);
+                    }
+                    key.push('"');
+                }
+                ColumnValue::Unknown => return None,
+            }
+        }
+        Some(key)
+    }
+
+    /// Encodes a snapshot row (an insert without log position).
+    pub fn snapshot_row(&self, key: &str, row: &[ColumnValue], out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"key\":");
+        write_json_string(out, key.as_bytes());
+        out.extend_from_slice(b",\"value\":");
+        self.write_values(out, row.iter().enumerate().map(|(index, value)| (index, value)));
+        out.extend_from_slice(b",\"headers\":{\"operation\":\"insert\",\"relation\":");
+        out.extend_from_slice(self.relation_json.as_bytes());
+        out.extend_from_slice(b"}}");
+    }
+
+    /// Encodes a log entry. `last` marks the transaction's last entry for this shape.
+    pub fn log_entry(&self, entry: &Entry, xid: u32, last: bool, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"key\":");
+        write_json_string(out, entry.key.as_bytes());
+        out.extend_from_slice(b",\"value\":");
+        self.write_values(out, entry.value.iter().map(|(index, value)| (*index, value)));
+        out.extend_from_slice(b",\"headers\":{\"operation\":\"");
+        out.extend_from_slice(entry.operation.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"txids\":[");
+        out.extend_from_slice(xid.to_string().as_bytes());
+        out.extend_from_slice(b"],\"relation\":");
+        out.extend_from_slice(self.relation_json.as_bytes());
+        out.extend_from_slice(b",\"lsn\":\"");
+        out.extend_from_slice(entry.offset.tx.to_string().as_bytes());
+        out.extend_from_slice(b"\",\"op_position\":");
+        out.extend_from_slice(entry.offset.op.to_string().as_bytes());
+        if let Some(key) = &entry.key_change_to {
+            out.extend_from_slice(b",\"key_change_to\":");
+            write_json_string(out, key.as_bytes());
+        }
+        if let Some(key) = &entry.key_change_from {
+            out.extend_from_slice(b",\"key_change_from\":");
+            write_json_string(out, key.as_bytes());
+        }
+        if last {
+            out.extend_from_slice(b",\"last\":true");
+        }
+        out.extend_from_slice(b"}}");
+    }
+
+    fn write_values<'a>(&self, out: &mut Vec<u8>, values: impl Iterator<Item = (usize, &'a ColumnValue)>) {
+        out.push(b'{');
+        let mut first = true;
+        for (index, value) in values {
+            if matches!(value, ColumnValue::Unknown) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(self.column_prefixes[index].as_bytes());
+            match value.text() {
+                Some(text) => write_json_string(out, text),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// The `snapshot-end` control message that closes a shape's snapshot.
+pub fn snapshot_end(snapshot: &PgSnapshot) -> Vec<u8> {
+    let xip: Vec<String> = snapshot.xip.iter().map(u64::to_string).collect();
+    serde_json::json!({"headers": {
+        "control": "snapshot-end",
+        "xmin": snapshot.xmin.to_string(),
+        "xmax": snapshot.xmax.to_string(),
+        "xip_list": xip,
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+/// The `up-to-date` control message.
+pub fn up_to_date(global_last_seen_lsn: u64) -> Vec<u8> {
+    format!("{{\"headers\":{{\"control\":\"up-to-date\",\"global_last_seen_lsn\":\"{global_last_seen_lsn}\"}}}}").into_bytes()
+}
+
+/// The body of a 409 response.
+pub const MUST_REFETCH_BODY: &str = r#"[{"headers":{"control":"must-refetch"}}]"#;
+
+/// Writes `text` (UTF-8; invalid sequences are replaced) as a JSON string.
+pub fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let text = String::from_utf8_lossy(text);
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (index, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1F => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..index]);
+        if escape.is_empty() {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 0xF) as usize]]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = index + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::catalog::ColumnInfo;
+    use crate::pg::names::RelationName;
+
+    fn table() -> TableInfo {
+        let column = |name: &str| ColumnInfo {
+            name: name.to_owned(),
+            type_oid: 25,
+            type_name: "text".to_owned(),
+            is_array: false,
+            dimensions: 0,
+            type_modifier: -1,
+            not_null: false,
+        };
+        TableInfo {
+            oid: 1,
+            name: RelationName { schema: "public".into(), table: "items".into() },
+            columns: vec![column("id"), column("title")],
+            key_columns: vec![0],
+            has_primary_key: true,
+            partitioned: false,
+        }
+    }
+
+    fn text(value: &str) -> ColumnValue {
+        ColumnValue::Text(Bytes::copy_from_slice(value.as_bytes()))
+    }
+
+    #[test]
+    fn key_doubles_slashes() {
+        let encoder = MessageEncoder::new(&table());
+        assert_eq!(encoder.row_key(&[text("abc/d"), ColumnValue::Null]).unwrap(), r#""public"."items"/"abc//d""#);
+        assert_eq!(encoder.row_key(&[ColumnValue::Null, ColumnValue::Null]).unwrap(), r#""public"."items"/_"#);
+        assert!(encoder.row_key(&[ColumnValue::Unknown, ColumnValue::Null]).is_none());
+    }
+
+    #[test]
+    fn snapshot_row_json() {
+        let encoder = MessageEncoder::new(&table());
+        let row = vec![text("1"), text("a \"quoted\"\n\u{1}")];
+        let mut out = Vec::new();
+        encoder.snapshot_row(&encoder.row_key(&row).unwrap(), &row, &mut out);
+        let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"key": "\"public\".\"items\"/\"1\"", "value": {"id": "1", "title": "a \"quoted\"\n\u{1}"},
+                "headers": {"operation": "insert", "relation": ["public", "items"]}})
+        );
+    }
+
+    #[test]
+    fn log_entry_json() {
+        let encoder = MessageEncoder::new(&table());
+        let entry = Entry {
+            offset: LogOffset::new(27440064, 2),
+            operation: Operation::Update,
+            key: "k".into(),
+            value: vec![(0, text("2")), (1, ColumnValue::Null)],
+            key_change_to: None,
+            key_change_from: None,
+        };
+        let mut out = Vec::new();
+        encoder.log_entry(&entry, 771, true, &mut out);
+        let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({"key": "k", "value": {"id": "2", "title": null},
+                "headers": {"operation": "update", "txids": [771], "relation": ["public", "items"],
+                    "lsn": "27440064", "op_position": 2, "last": true}})
+        );
+    }
+}

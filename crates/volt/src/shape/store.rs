@@ -1,0 +1,243 @@
+//! A shape's shared state: its snapshot and log files and what readers may see of them.
+//!
+//! Writers (the snapshot task and the replication applier) append to the files and then
+//! publish new end positions through watch channels. Readers only ever read up to a published
+//! position, so they never see a change before it is durable, and they wait on the same
+//! channels for new data.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use tokio::sync::watch;
+
+use super::messages::MessageEncoder;
+use super::{ShapeDefinition, ShapeHandle};
+use crate::position::LogOffset;
+use crate::storage::records::{self, HEADER_BYTES};
+
+/// File name of a shape's snapshot inside its directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.records";
+/// File name of a shape's log inside its directory.
+pub const LOG_FILE: &str = "log.records";
+
+/// Progress of the snapshot as readers see it.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotProgress {
+    /// File position where each closed chunk ends; chunk `n` starts where `n − 1` ends.
+    pub chunk_ends: Vec<u64>,
+    /// True once every row and the `snapshot-end` message are durable.
+    pub finished: bool,
+    /// Set when the snapshot failed; the shape is then removed.
+    pub failure: Option<String>,
+}
+
+/// The published end of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
+    /// Offset of the last durable entry, or `0_inf` while the log is empty.
+    pub latest: LogOffset,
+    /// File position after the last durable entry.
+    pub end_position: u64,
+    /// True once the shape was removed; readers must answer 409.
+    pub removed: bool,
+}
+
+/// Where readers may start scanning and where chunks end; see [`Shape::log_range`].
+#[derive(Debug, Default)]
+pub struct LogIndex {
+    /// Entries sampled every few kilobytes: (offset of the entry, file position of it).
+    pub samples: Vec<(LogOffset, u64)>,
+    /// Closed chunks: (offset of the chunk's last entry, file position after it).
+    pub chunk_ends: Vec<(LogOffset, u64)>,
+}
+
+/// A shape: its definition, its files and their published state.
+#[derive(Debug)]
+pub struct Shape {
+    pub handle: ShapeHandle,
+    pub definition: ShapeDefinition,
+    pub encoder: MessageEncoder,
+    /// The `electric-schema` header value.
+    pub schema_json: String,
+    pub dir: PathBuf,
+    snapshot: watch::Sender<SnapshotProgress>,
+    log: watch::Sender<LogHead>,
+    log_index: RwLock<LogIndex>,
+    snapshot_reader: OnceLock<File>,
+    log_reader: OnceLock<File>,
+}
+
+/// The part of a log a request for entries after some offset gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRange {
+    /// Scan from this file position; entries at or before the requested offset are skipped.
+    pub start_position: u64,
+    pub end_position: u64,
+    /// Offset of the last entry served, which the client sends next.
+    pub end_offset: LogOffset,
+    /// True when the range reaches the published end of the log.
+    pub reaches_head: bool,
+}
+
+impl Shape {
+    pub fn new(handle: ShapeHandle, definition: ShapeDefinition, dir: PathBuf) -> Arc<Self> {
+        let encoder = MessageEncoder::new(&definition.table);
+        let schema_json = definition.table.schema_json();
+        let initial_head = LogHead { latest: LogOffset::SNAPSHOT_END, end_position: HEADER_BYTES, removed: false };
+        Arc::new(Shape {
+            handle,
+            definition,
+            encoder,
+            schema_json,
+            dir,
+            snapshot: watch::channel(SnapshotProgress::default()).0,
+            log: watch::channel(initial_head).0,
+            log_index: RwLock::new(LogIndex::default()),
+            snapshot_reader: OnceLock::new(),
+            log_reader: OnceLock::new(),
+        })
+    }
+
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT_FILE)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    pub fn watch_snapshot(&self) -> watch::Receiver<SnapshotProgress> {
+        self.snapshot.subscribe()
+    }
+
+    pub fn watch_log(&self) -> watch::Receiver<LogHead> {
+        self.log.subscribe()
+    }
+
+    pub fn log_head(&self) -> LogHead {
+        *self.log.borrow()
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.log.borrow().removed
+    }
+
+    /// Publishes a closed snapshot chunk ending at `end_position`.
+    pub fn publish_snapshot_chunk(&self, end_position: u64) {
+        self.snapshot.send_modify(|progress| progress.chunk_ends.push(end_position));
+    }
+
+    /// Publishes the end of the snapshot; its last chunk ends at `end_position`.
+    pub fn publish_snapshot_finished(&self, end_position: u64) {
+        self.snapshot.send_modify(|progress| {
+            if progress.chunk_ends.last() != Some(&end_position) {
+                progress.chunk_ends.push(end_position);
+            }
+            progress.finished = true;
+        });
+    }
+
+    pub fn publish_snapshot_failure(&self, reason: String) {
+        self.snapshot.send_modify(|progress| progress.failure = Some(reason));
+    }
+
+    /// Publishes durable log entries up to `head`, with the index samples and chunk ends
+    /// that lie before it.
+    pub fn publish_log(&self, head_latest: LogOffset, end_position: u64, samples: &mut Vec<(LogOffset, u64)>, chunk_ends: &mut Vec<(LogOffset, u64)>) {
+        if !samples.is_empty() || !chunk_ends.is_empty() {
+            let mut index = self.log_index.write().expect("log index lock");
+            index.samples.append(samples);
+            index.chunk_ends.append(chunk_ends);
+        }
+        self.log.send_modify(|head| {
+            head.latest = head_latest;
+            head.end_position = end_position;
+        });
+    }
+
+    /// Marks the shape removed and wakes every reader waiting on it.
+    pub fn mark_removed(&self) {
+        self.log.send_modify(|head| head.removed = true);
+        self.snapshot.send_modify(|progress| {
+            if progress.failure.is_none() {
+                progress.failure = Some("the shape was removed".to_owned());
+            }
+        });
+    }
+
+    /// Finds the entries after `after` that one response carries: up to the end of the chunk
+    /// that contains the first such entry, or to the published head.
+    pub fn log_range(&self, after: LogOffset, head: &LogHead) -> LogRange {
+        let index = self.log_index.read().expect("log index lock");
+        let start_position = match index.samples.partition_point(|(offset, _)| *offset <= after) {
+            0 => HEADER_BYTES,
+            next => index.samples[next - 1].1,
+        };
+        let closed_chunk = index
+            .chunk_ends
+            .iter()
+            .find(|(end_offset, end_position)| *end_offset > after && *end_position <= head.end_position);
+        match closed_chunk {
+            Some(&(end_offset, end_position)) => LogRange {
+                start_position,
+                end_position,
+                end_offset,
+                reaches_head: end_offset >= head.latest,
+            },
+            None => LogRange {
+                start_position,
+                end_position: head.end_position,
+                end_offset: head.latest.max(after),
+                reaches_head: true,
+            },
+        }
+    }
+
+    /// Appends the JSON of the log entries in `range` that come after `after` to `out`, which
+    /// holds a JSON array being built. Returns how many entries were added.
+    pub fn read_log(&self, range: &LogRange, after: LogOffset, out: &mut Vec<u8>) -> io::Result<usize> {
+        let file = open_cached(&self.log_reader, &self.log_path())?;
+        let bytes = records::read_range(file, range.start_position, range.end_position)?;
+        let mut count = 0;
+        records::for_each_record(&bytes, range.start_position, |record| {
+            if record.offset > after && record.offset <= range.end_offset {
+                push_separator(out);
+                out.extend_from_slice(record.json);
+                count += 1;
+            }
+        })?;
+        Ok(count)
+    }
+
+    /// Appends the JSON of the snapshot records in `[start, end)` to `out`, which holds a JSON
+    /// array being built.
+    pub fn read_snapshot(&self, start: u64, end: u64, out: &mut Vec<u8>) -> io::Result<usize> {
+        let file = open_cached(&self.snapshot_reader, &self.snapshot_path())?;
+        let bytes = records::read_range(file, start, end)?;
+        let mut count = 0;
+        records::for_each_record(&bytes, start, |record| {
+            push_separator(out);
+            out.extend_from_slice(record.json);
+            count += 1;
+        })?;
+        Ok(count)
+    }
+}
+
+fn open_cached<'a>(cell: &'a OnceLock<File>, path: &Path) -> io::Result<&'a File> {
+    if let Some(file) = cell.get() {
+        return Ok(file);
+    }
+    let file = File::open(path)?;
+    records::check_header(&file)?;
+    Ok(cell.get_or_init(|| file))
+}
+
+/// Adds a comma to a JSON array being built unless it is still empty.
+pub fn push_separator(out: &mut Vec<u8>) {
+    if out.last() != Some(&b'[') {
+        out.push(b',');
+    }
+}

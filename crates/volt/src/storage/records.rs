@@ -1,0 +1,240 @@
+//! Append-only files of checksummed records, used for both snapshot files and shape logs.
+//!
+//! A file starts with a 16-byte header (magic, format version). Each record is
+//! `[u32 payload length][u32 CRC-32C of the payload][payload]`, little-endian, and the payload is
+//! `[u8 kind][u64 offset tx][u64 offset op][JSON message]`. The JSON is stored exactly as it is
+//! sent to clients, so serving a range is framing removal and copying, never re-encoding.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::crashsafe;
+use crate::position::LogOffset;
+
+/// First bytes of every record file.
+const MAGIC: [u8; 8] = *b"VOLTREC\0";
+/// Version of the record layout; readers reject other versions.
+const FORMAT_VERSION: u32 = 1;
+/// Size of the file header: magic, version, 4 reserved bytes.
+pub const HEADER_BYTES: u64 = 16;
+/// Size of a record's frame before the payload: length and checksum.
+const FRAME_BYTES: usize = 8;
+/// Size of the payload's fixed part: kind and offset.
+const PAYLOAD_PREFIX_BYTES: usize = 17;
+/// Largest payload accepted when reading. A larger length field means corruption; 1 GiB is
+/// Postgres's own limit for one field value, and a message holds at most a row.
+const PAYLOAD_BYTES_MAX: usize = 1 << 30;
+
+/// What a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordKind {
+    /// A data message: insert, update or delete of one row.
+    Change = 1,
+    /// A control message such as `snapshot-end`.
+    Control = 2,
+}
+
+impl RecordKind {
+    fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            1 => Some(RecordKind::Change),
+            2 => Some(RecordKind::Control),
+            _ => None,
+        }
+    }
+}
+
+/// One record as read back from a file.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub kind: RecordKind,
+    pub offset: LogOffset,
+    pub json: &'a [u8],
+}
+
+/// A record file being written. Appends go to a buffer; [`RecordWriter::flush`] writes and
+/// syncs them, and only then may their end position be shown to readers.
+#[derive(Debug)]
+pub struct RecordWriter {
+    file: File,
+    buffer: Vec<u8>,
+    written_bytes: u64,
+}
+
+impl RecordWriter {
+    /// Creates a new record file with its header. The file must not exist.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let mut file = crashsafe::create_new_file(path)?;
+        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+        header.extend_from_slice(&MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&[0; 4]);
+        file.write_all(&header)?;
+        crashsafe::sync_data(&file)?;
+        Ok(RecordWriter { file, buffer: Vec::new(), written_bytes: HEADER_BYTES })
+    }
+
+    /// Appends a record to the buffer and returns the file position where it starts.
+    pub fn append(&mut self, kind: RecordKind, offset: LogOffset, json: &[u8]) -> u64 {
+        let position = self.end_position();
+        let payload_bytes = PAYLOAD_PREFIX_BYTES + json.len();
+        let mut prefix = [0u8; PAYLOAD_PREFIX_BYTES];
+        prefix[0] = kind as u8;
+        prefix[1..9].copy_from_slice(&offset.tx.to_le_bytes());
+        prefix[9..17].copy_from_slice(&offset.op.to_le_bytes());
+        let checksum = crc32c::crc32c_append(crc32c::crc32c(&prefix), json);
+
+        self.buffer.extend_from_slice(&(payload_bytes as u32).to_le_bytes());
+        self.buffer.extend_from_slice(&checksum.to_le_bytes());
+        self.buffer.extend_from_slice(&prefix);
+        self.buffer.extend_from_slice(json);
+        position
+    }
+
+    /// File position after the last appended record, flushed or not.
+    pub fn end_position(&self) -> u64 {
+        self.written_bytes + self.buffer.len() as u64
+    }
+
+    /// Bytes appended but not yet written.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Writes the buffer and, when `sync` is true, makes it durable. Returns the new end.
+    pub fn flush(&mut self, sync: bool) -> io::Result<u64> {
+        if !self.buffer.is_empty() {
+            self.file.write_all(&self.buffer)?;
+            self.written_bytes += self.buffer.len() as u64;
+            self.buffer.clear();
+            if sync {
+                crashsafe::sync_data(&self.file)?;
+            }
+        }
+        Ok(self.written_bytes)
+    }
+
+    /// Drops everything after `position`, buffered or written: the records of a transaction
+    /// that will not complete.
+    pub fn truncate(&mut self, position: u64) -> io::Result<()> {
+        if position >= self.written_bytes {
+            self.buffer.truncate((position - self.written_bytes) as usize);
+            return Ok(());
+        }
+        self.buffer.clear();
+        self.file.set_len(position)?;
+        self.written_bytes = position;
+        Ok(())
+    }
+
+    /// Opens a second handle on the same file for readers.
+    pub fn reader(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+}
+
+/// Checks the header of a record file opened for reading.
+pub fn check_header(file: &File) -> io::Result<()> {
+    let mut header = [0u8; HEADER_BYTES as usize];
+    file.read_exact_at(&mut header, 0)?;
+    if header[..8] != MAGIC {
+        return Err(corrupt("record file has an unknown magic number"));
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(corrupt(&format!("record file has format version {version}, expected {FORMAT_VERSION}")));
+    }
+    Ok(())
+}
+
+/// Reads the bytes `[start, end)` of a record file. Both ends must be record boundaries.
+pub fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
+    file.read_exact_at(&mut bytes, start)?;
+    Ok(bytes)
+}
+
+/// Iterates over the records in `bytes`, which must start and end at record boundaries.
+/// A bad checksum or a truncated record is an `InvalidData` error naming the byte position
+/// (`base` is the file position of `bytes[0]`).
+pub fn for_each_record(bytes: &[u8], base: u64, mut visit: impl FnMut(Record<'_>)) -> io::Result<()> {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let position = base + at as u64;
+        let frame = bytes
+            .get(at..at + FRAME_BYTES)
+            .ok_or_else(|| corrupt(&format!("truncated record frame at byte {position}")))?;
+        let payload_bytes = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+        let checksum = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
+        if !(PAYLOAD_PREFIX_BYTES..=PAYLOAD_BYTES_MAX).contains(&payload_bytes) {
+            return Err(corrupt(&format!("invalid record length {payload_bytes} at byte {position}")));
+        }
+        let payload_start = at + FRAME_BYTES;
+        let payload = bytes
+            .get(payload_start..payload_start + payload_bytes)
+            .ok_or_else(|| corrupt(&format!("truncated record at byte {position}")))?;
+        if crc32c::crc32c(payload) != checksum {
+            return Err(corrupt(&format!("record checksum mismatch at byte {position}")));
+        }
+        let kind = RecordKind::from_byte(payload[0])
+            .ok_or_else(|| corrupt(&format!("unknown record kind {} at byte {position}", payload[0])))?;
+        let tx = u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"));
+        let op = u64::from_le_bytes(payload[9..17].try_into().expect("8 bytes"));
+        visit(Record { kind, offset: LogOffset::new(tx, op), json: &payload[PAYLOAD_PREFIX_BYTES..] });
+        at = payload_start + payload_bytes;
+    }
+    Ok(())
+}
+
+fn corrupt(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("log");
+        let mut writer = RecordWriter::create(&path).unwrap();
+        let first = writer.append(RecordKind::Change, LogOffset::new(7, 0), br#"{"a":1}"#);
+        let second = writer.append(RecordKind::Control, LogOffset::new(7, 2), br#"{"b":2}"#);
+        assert_eq!(first, HEADER_BYTES);
+        assert!(second > first);
+        let end = writer.flush(true).unwrap();
+        assert_eq!(end, writer.end_position());
+
+        let reader = writer.reader().unwrap();
+        check_header(&reader).unwrap();
+        let bytes = read_range(&reader, HEADER_BYTES, end).unwrap();
+        let mut seen = Vec::new();
+        for_each_record(&bytes, HEADER_BYTES, |record| {
+            seen.push((record.kind, record.offset, record.json.to_vec()));
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], (RecordKind::Change, LogOffset::new(7, 0), br#"{"a":1}"#.to_vec()));
+        assert_eq!(seen[1], (RecordKind::Control, LogOffset::new(7, 2), br#"{"b":2}"#.to_vec()));
+    }
+
+    #[test]
+    fn records_detect_corruption() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut writer = RecordWriter::create(&directory.path().join("log")).unwrap();
+        writer.append(RecordKind::Change, LogOffset::new(1, 0), b"{}");
+        let end = writer.flush(false).unwrap();
+        let mut bytes = read_range(&writer.reader().unwrap(), HEADER_BYTES, end).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xFF;
+        let error = for_each_record(&bytes, HEADER_BYTES, |_| {}).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+
+        let error = for_each_record(&bytes[..bytes.len() - 1], HEADER_BYTES, |_| {}).unwrap_err();
+        assert!(error.to_string().contains("truncated"), "{error}");
+    }
+}
