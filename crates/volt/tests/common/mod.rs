@@ -1,0 +1,229 @@
+//! Test support: a Volt server with its own embedded PostgreSQL, a minimal Shape API client
+//! that applies messages the way the official clients do, and a `SELECT` oracle.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use clap::Parser;
+use volt::config::Args;
+use volt::Server;
+
+/// One row as text, by column name; `None` is NULL.
+pub type TextRow = BTreeMap<String, Option<String>>;
+
+/// A Volt server on 127.0.0.1 with its embedded PostgreSQL, both stopped by [`TestVolt::stop`].
+pub struct TestVolt {
+    pub server: Server,
+    pub base_url: String,
+    pub http: reqwest::Client,
+    _storage: tempfile::TempDir,
+}
+
+impl TestVolt {
+    /// Starts Volt on the embedded default, with durability settings off for speed.
+    pub async fn start(long_poll_timeout_ms: u64) -> TestVolt {
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+        // The cluster runs as the `postgres` user when tests run as root, so the directory
+        // must be searchable by others; /tmp keeps the path short.
+        let storage = tempfile::Builder::new().prefix("volt-test-").tempdir_in("/tmp").expect("temporary directory");
+        std::fs::set_permissions(storage.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let args = Args::try_parse_from(["volt", "--long-poll-timeout-ms", &long_poll_timeout_ms.to_string()]).expect("valid arguments");
+        let mut settings = args.into_settings().expect("valid settings");
+        // Set explicitly: variables such as DATABASE_URL in the environment must not leak in.
+        settings.database_url = None;
+        settings.storage_dir = storage.path().to_owned();
+        settings.port = 0;
+        settings.listen_address = std::net::Ipv4Addr::LOCALHOST.into();
+        settings.embedded_extra_settings = vec![
+            ("fsync".into(), "off".into()),
+            ("synchronous_commit".into(), "off".into()),
+            ("full_page_writes".into(), "off".into()),
+        ];
+        let server = Server::start(settings).await.expect("Volt starts");
+        let base_url = format!("http://{}", server.address);
+        TestVolt { server, base_url, http: reqwest::Client::new(), _storage: storage }
+    }
+
+    /// A new connection to the database Volt syncs from.
+    pub async fn sql(&self) -> Client {
+        let (client, connection) = tokio_postgres::connect(&self.server.database_url, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        client
+    }
+
+    pub fn shape(&self, table: &str) -> ShapeClient {
+        ShapeClient::new(self.http.clone(), &self.base_url, table)
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.http.get(format!("{}{}", self.base_url, path_and_query)).send().await.expect("request")
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// A client of one shape that follows it like the official clients: fetch until up to date,
+/// apply inserts, updates and deletes by key, restart on 409.
+pub struct ShapeClient {
+    http: reqwest::Client,
+    url: String,
+    table: String,
+    pub handle: Option<String>,
+    pub offset: String,
+    pub cursor: String,
+    pub rows: BTreeMap<String, TextRow>,
+    pub up_to_date: bool,
+    pub refetches: usize,
+    /// Every data message received, in order.
+    pub received: Vec<Value>,
+    /// Log position of the last change applied, to check that positions only grow.
+    last_position: Option<(u64, u64)>,
+}
+
+impl ShapeClient {
+    pub fn new(http: reqwest::Client, base_url: &str, table: &str) -> Self {
+        ShapeClient {
+            http,
+            url: format!("{base_url}/v1/shape"),
+            table: table.to_owned(),
+            handle: None,
+            offset: "-1".to_owned(),
+            cursor: String::new(),
+            rows: BTreeMap::new(),
+            up_to_date: false,
+            refetches: 0,
+            received: Vec::new(),
+            last_position: None,
+        }
+    }
+
+    /// Sends one request (live once up to date) and applies its messages.
+    pub async fn poll(&mut self) -> reqwest::StatusCode {
+        let mut query = vec![("table", self.table.clone()), ("offset", self.offset.clone())];
+        if let Some(handle) = &self.handle {
+            query.push(("handle", handle.clone()));
+        }
+        if self.up_to_date {
+            query.push(("live", "true".to_owned()));
+            query.push(("cursor", self.cursor.clone()));
+        }
+        let response = self.http.get(&self.url).query(&query).send().await.expect("shape request");
+        let status = response.status();
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        if status == reqwest::StatusCode::CONFLICT {
+            self.handle = header("electric-handle");
+            self.offset = "-1".to_owned();
+            self.rows.clear();
+            self.last_position = None;
+            self.up_to_date = false;
+            self.refetches += 1;
+            return status;
+        }
+        assert_eq!(status, reqwest::StatusCode::OK, "unexpected status for {}: {:?}", self.table, response.text().await);
+        self.handle = Some(header("electric-handle").expect("electric-handle header"));
+        self.offset = header("electric-offset").expect("electric-offset header");
+        if let Some(cursor) = header("electric-cursor") {
+            self.cursor = cursor;
+        }
+        let messages: Vec<Value> = response.json().await.expect("JSON array body");
+        for message in messages {
+            self.apply(message);
+        }
+        status
+    }
+
+    fn apply(&mut self, message: Value) {
+        let headers = &message["headers"];
+        if let Some(control) = headers["control"].as_str() {
+            if control == "up-to-date" {
+                self.up_to_date = true;
+            }
+            return;
+        }
+        let key = message["key"].as_str().expect("key").to_owned();
+        let value: TextRow = message["value"]
+            .as_object()
+            .expect("value object")
+            .iter()
+            .map(|(column, value)| (column.clone(), value.as_str().map(str::to_owned)))
+            .collect();
+        // Log positions only grow: a repeated or reordered change is a bug, even where
+        // applying it again would leave the same rows.
+        if let (Some(lsn), Some(op)) = (headers["lsn"].as_str(), headers["op_position"].as_u64()) {
+            let position = (lsn.parse::<u64>().expect("decimal lsn"), op);
+            assert!(
+                self.last_position.is_none_or(|last| position > last),
+                "{}: change at {position:?} after {:?}",
+                self.table,
+                self.last_position
+            );
+            self.last_position = Some(position);
+        }
+        match headers["operation"].as_str().expect("operation") {
+            "insert" => {
+                let previous = self.rows.insert(key.clone(), value);
+                assert!(previous.is_none(), "{}: insert of existing row {key}", self.table);
+            }
+            "update" => {
+                let row = self.rows.get_mut(&key).unwrap_or_else(|| panic!("update of unknown row {key}"));
+                row.extend(value);
+            }
+            "delete" => {
+                assert!(self.rows.remove(&key).is_some(), "delete of unknown row {key}");
+            }
+            other => panic!("unknown operation {other}"),
+        }
+        self.received.push(message);
+    }
+
+    /// Polls until the client holds an up-to-date copy (non-live requests only).
+    pub async fn sync(&mut self) {
+        for _ in 0..10_000 {
+            if self.up_to_date {
+                return;
+            }
+            self.poll().await;
+        }
+        panic!("{} never became up to date", self.table);
+    }
+
+    /// Rows keyed by the given key column's value, for comparison with [`select_rows`].
+    pub fn rows_by(&self, key_column: &str) -> BTreeMap<String, TextRow> {
+        self.rows
+            .values()
+            .map(|row| (row[key_column].clone().expect("key value"), row.clone()))
+            .collect()
+    }
+}
+
+/// Reads every row of a table as text, the oracle clients are compared with.
+pub async fn select_rows(client: &Client, table: &str, key_column: &str) -> BTreeMap<String, TextRow> {
+    let mut rows = BTreeMap::new();
+    for message in client.simple_query(&format!("SELECT * FROM {table}")).await.expect("select") {
+        if let SimpleQueryMessage::Row(row) = message {
+            let mut text_row = TextRow::new();
+            for (index, column) in row.columns().iter().enumerate() {
+                text_row.insert(column.name().to_owned(), row.get(index).map(str::to_owned));
+            }
+            rows.insert(text_row[key_column].clone().expect("key value"), text_row);
+        }
+    }
+    rows
+}
+
+/// Polls `client` live until `done` holds for it, failing after `timeout`.
+pub async fn follow_until(client: &mut ShapeClient, timeout: Duration, mut done: impl FnMut(&ShapeClient) -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    client.sync().await;
+    while !done(client) {
+        assert!(tokio::time::Instant::now() < deadline, "{} did not reach the expected state in time", client.table);
+        client.poll().await;
+    }
+}
