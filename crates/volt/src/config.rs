@@ -41,15 +41,15 @@ pub struct Args {
     #[arg(long, env = "VOLT_SLOT", default_value = "volt_slot")]
     pub slot: String,
 
-    /// How long a live request waits for a change before it is answered as up to date, in ms.
+    /// How long a live request waits for a change before Volt replies that it is up to date, in ms.
     #[arg(long, env = "ELECTRIC_LONG_POLL_TIMEOUT", default_value_t = 20_000)]
     pub long_poll_timeout_ms: u64,
 
-    /// A snapshot or log chunk closes once it holds this many bytes of messages.
+    /// A snapshot or log chunk closes once it contains this many bytes of messages.
     #[arg(long, env = "ELECTRIC_SHAPE_CHUNK_BYTES_THRESHOLD", default_value_t = 10 * 1024 * 1024)]
     pub chunk_bytes_max: u64,
 
-    /// Snapshots that may run at the same time; each holds one Postgres connection.
+    /// Snapshots that may run at the same time. Each one uses a Postgres connection.
     #[arg(long, env = "VOLT_SNAPSHOT_CONCURRENCY_MAX", default_value_t = 4)]
     pub snapshot_concurrency_max: usize,
 

@@ -49,7 +49,7 @@ impl Engine {
         }
     }
 
-    /// The last LSN the applier processed, for `global_last_seen_lsn`.
+    /// Returns the last LSN the applier processed, sent as `global_last_seen_lsn`.
     pub fn global_last_seen_lsn(&self) -> u64 {
         self.global_last_seen_lsn.load(Ordering::Relaxed)
     }

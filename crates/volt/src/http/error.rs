@@ -1,5 +1,5 @@
 //! Error responses. Every error a client can cause becomes a 4xx with a JSON body that names
-//! the parameter; internal details go to the log, never to the client.
+//! the parameter. Internal details go to the log, never to the client.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-/// An error answered to the client.
+/// An error response sent to the client.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -17,7 +17,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A 400 naming one invalid parameter.
+    /// Builds a 400 that names one invalid parameter.
     pub fn invalid(parameter: &str, message: impl Into<String>) -> Self {
         let mut errors = BTreeMap::new();
         errors.insert(parameter.to_owned(), vec![message.into()]);

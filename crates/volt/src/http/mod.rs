@@ -94,7 +94,8 @@ fn health() -> Response {
     response
 }
 
-/// Answers a CORS preflight: only the request headers the Shape API uses are allowed.
+/// Builds the response to a CORS preflight. Only the request headers the Shape API uses are
+/// allowed.
 fn preflight(request: &Request) -> Response {
     let mut response = empty(StatusCode::NO_CONTENT);
     let allowed: Vec<String> = request

@@ -1,9 +1,9 @@
 //! The applier: a dedicated thread that turns the replication stream into shape log entries.
 //!
 //! It owns every shape log writer. For each transaction it decides, per shape, whether the
-//! shape's snapshot already contains it; it encodes the changes the shape still needs, writes
-//! them, and at a batch boundary makes them durable with one sync per written log (group
-//! commit). Only then does it publish the new log ends to readers and raise the position it
+//! shape's snapshot already contains it. It encodes the changes the shape still needs and
+//! writes them. At a batch boundary it makes them durable with one sync per written log
+//! (group commit). Only then does it publish the new log ends to readers and raise the position it
 //! acknowledges to Postgres.
 //!
 //! Invariant: the acknowledged LSN never passes a transaction whose entries are not durable
@@ -63,7 +63,7 @@ struct Transaction {
     sequence: u64,
 }
 
-/// Whether a shape knows its snapshot yet.
+/// Snapshot state of a shape: still awaited, or known.
 #[derive(Debug)]
 enum SinkState {
     /// Registered, snapshot not yet taken: transactions are held in memory. This lasts from
@@ -72,7 +72,7 @@ enum SinkState {
     Known(PgSnapshot),
 }
 
-/// What a shape does with the current transaction.
+/// Handling of the current transaction by one shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TransactionMode {
     Apply,
@@ -147,7 +147,7 @@ impl Sink {
         })
     }
 
-    /// Decides once per transaction whether this shape applies, holds or skips it.
+    /// Decides once per transaction whether this shape applies, holds back or skips it.
     fn enter(&mut self, transaction: &Transaction) -> TransactionMode {
         if self.mode_sequence != transaction.sequence {
             self.mode_sequence = transaction.sequence;

@@ -23,7 +23,7 @@ pub use pgwire_replication::ReplicationEvent;
 /// run ahead; a full channel stops reading from Postgres, which then buffers on its side.
 pub const APPLY_QUEUE_CAPACITY: usize = 8192;
 
-/// What the applier thread processes, in order.
+/// Input of the applier thread, processed in order.
 #[derive(Debug)]
 pub enum ApplyInput {
     /// An event from the replication stream.

@@ -23,7 +23,7 @@ pub struct StreamNames {
     pub slot: String,
 }
 
-/// Why the replication set-up failed.
+/// Error from the replication set-up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("Postgres: {0}")]

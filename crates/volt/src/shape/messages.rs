@@ -41,7 +41,7 @@ pub struct MessageEncoder {
     key_columns: Vec<usize>,
 }
 
-/// What kind of change a log entry records.
+/// Kind of change a log entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Insert,
@@ -172,7 +172,7 @@ impl MessageEncoder {
     }
 }
 
-/// The `snapshot-end` control message that closes a shape's snapshot.
+/// Encodes the `snapshot-end` control message that closes a shape's snapshot.
 pub fn snapshot_end(snapshot: &PgSnapshot) -> Vec<u8> {
     let xip: Vec<String> = snapshot.xip.iter().map(u64::to_string).collect();
     serde_json::json!({"headers": {
@@ -185,7 +185,7 @@ pub fn snapshot_end(snapshot: &PgSnapshot) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The `up-to-date` control message.
+/// Encodes the `up-to-date` control message.
 pub fn up_to_date(global_last_seen_lsn: u64) -> Vec<u8> {
     format!("{{\"headers\":{{\"control\":\"up-to-date\",\"global_last_seen_lsn\":\"{global_last_seen_lsn}\"}}}}").into_bytes()
 }

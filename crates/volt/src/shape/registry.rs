@@ -76,7 +76,7 @@ impl Registry {
         }
     }
 
-    /// Every shape, for shutdown and diagnostics.
+    /// Returns every shape, for shutdown and diagnostics.
     pub fn all(&self) -> Vec<Arc<Shape>> {
         self.inner.lock().expect("registry lock").by_handle.values().cloned().collect()
     }

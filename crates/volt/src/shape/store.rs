@@ -40,11 +40,11 @@ pub struct LogHead {
     pub latest: LogOffset,
     /// File position after the last durable entry.
     pub end_position: u64,
-    /// True once the shape was removed; readers must answer 409.
+    /// True once the shape was removed. Readers then reply 409.
     pub removed: bool,
 }
 
-/// Where readers may start scanning and where chunks end; see [`Shape::log_range`].
+/// Index of a log: positions readers may start scanning from, and chunk ends.
 #[derive(Debug, Default)]
 pub struct LogIndex {
     /// Entries sampled every few kilobytes: (offset of the entry, file position of it).
@@ -196,7 +196,7 @@ impl Shape {
     }
 
     /// Appends the JSON of the log entries in `range` that come after `after` to `out`, which
-    /// holds a JSON array being built. Returns how many entries were added.
+    /// contains a JSON array being built. Returns how many entries were added.
     pub fn read_log(&self, range: &LogRange, after: LogOffset, out: &mut Vec<u8>) -> io::Result<usize> {
         let file = open_cached(&self.log_reader, &self.log_path())?;
         let bytes = records::read_range(file, range.start_position, range.end_position)?;
@@ -211,7 +211,7 @@ impl Shape {
         Ok(count)
     }
 
-    /// Appends the JSON of the snapshot records in `[start, end)` to `out`, which holds a JSON
+    /// Appends the JSON of the snapshot records in `[start, end)` to `out`, which contains a JSON
     /// array being built.
     pub fn read_snapshot(&self, start: u64, end: u64, out: &mut Vec<u8>) -> io::Result<usize> {
         let file = open_cached(&self.snapshot_reader, &self.snapshot_path())?;

@@ -23,11 +23,11 @@ pub const HEADER_BYTES: u64 = 16;
 const FRAME_BYTES: usize = 8;
 /// Size of the payload's fixed part: kind and offset.
 const PAYLOAD_PREFIX_BYTES: usize = 17;
-/// Largest payload accepted when reading. A larger length field means corruption; 1 GiB is
-/// Postgres's own limit for one field value, and a message holds at most a row.
+/// Largest payload accepted when reading. A larger length field means corruption, because
+/// 1 GiB is Postgres's own limit for one field value and a message contains one row.
 const PAYLOAD_BYTES_MAX: usize = 1 << 30;
 
-/// What a record holds.
+/// Kind of message in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum RecordKind {
