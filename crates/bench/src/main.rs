@@ -36,11 +36,17 @@ struct Args {
     /// Repetitions of each timing; the fastest is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Measure only these tables (all tables of the public schema when absent).
+    #[arg(long = "table")]
+    tables: Vec<String>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,volt::shape::snapshot=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let storage = tempfile::Builder::new().prefix("volt-bench-").tempdir_in("/tmp").expect("temporary directory");
     std::fs::set_permissions(storage.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
 
@@ -66,7 +72,7 @@ async fn main() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    tables.retain(|table| table != "pgbench_history");
+    tables.retain(|table| table != "pgbench_history" && (args.tables.is_empty() || args.tables.contains(table)));
     for table in &tables {
         let copy = best_of(args.repeat, || copy_out(&sql, table)).await;
         let (cold, rows) = sync_shape(&http, &base_url, table).await;

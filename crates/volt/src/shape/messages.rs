@@ -96,11 +96,11 @@ impl MessageEncoder {
                 ColumnValue::Null => key.push_str("/_"),
                 ColumnValue::Text(bytes) => {
                     key.push_str("/\"");
-                    for c in String::from_utf8_lossy(bytes).chars() {
-                        if c == '/' {
-                            key.push('/');
-                        }
-                        key.push(c);
+                    let text = String::from_utf8_lossy(bytes);
+                    if text.contains('/') {
+                        key.push_str(&text.replace('/', "//"));
+                    } else {
+                        key.push_str(&text);
                     }
                     key.push('"');
                 }

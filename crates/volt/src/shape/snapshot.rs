@@ -118,21 +118,22 @@ async fn copy_rows(client: &Client, shape: &Shape, chunk_bytes_max: u64, snapsho
     let mut sink = SnapshotSink::new(shape, chunk_bytes_max)?;
     let mut partial_line: Vec<u8> = Vec::new();
     while let Some(data) = stream.next().await {
+        // Postgres sends one row per message, so the fast path slices values out of the
+        // message without copying; a row split across messages is reassembled first.
         let data = data?;
-        let mut rest: &[u8] = &data;
-        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
-            let line = &rest[..newline];
+        let mut line_start = 0;
+        while let Some(newline) = data[line_start..].iter().position(|&b| b == b'\n') {
+            let line_end = line_start + newline;
             if partial_line.is_empty() {
-                sink.add_row(parse_copy_line(line, columns.len())?)?;
+                sink.add_row(parse_copy_line(&data.slice(line_start..line_end), columns.len())?)?;
             } else {
-                partial_line.extend_from_slice(line);
-                let row = parse_copy_line(&partial_line, columns.len())?;
-                partial_line.clear();
-                sink.add_row(row)?;
+                partial_line.extend_from_slice(&data[line_start..line_end]);
+                let line = Bytes::from(std::mem::take(&mut partial_line));
+                sink.add_row(parse_copy_line(&line, columns.len())?)?;
             }
-            rest = &rest[newline + 1..];
+            line_start = line_end + 1;
         }
-        partial_line.extend_from_slice(rest);
+        partial_line.extend_from_slice(&data[line_start..]);
     }
     if !partial_line.is_empty() {
         return Err(SnapshotError::Invalid("COPY output ended inside a row".into()));
@@ -190,16 +191,19 @@ impl<'a> SnapshotSink<'a> {
 }
 
 /// Splits one line of COPY text output into column values, undoing COPY's escapes.
-fn parse_copy_line(line: &[u8], column_count: usize) -> Result<Row, SnapshotError> {
+fn parse_copy_line(line: &Bytes, column_count: usize) -> Result<Row, SnapshotError> {
     let mut row = Vec::with_capacity(column_count);
+    let mut field_start = 0;
     for field in line.split(|&b| b == b'\t') {
+        let field_end = field_start + field.len();
         if field == b"\\N" {
             row.push(ColumnValue::Null);
         } else if field.contains(&b'\\') {
             row.push(ColumnValue::Text(Bytes::from(unescape_copy_field(field))));
         } else {
-            row.push(ColumnValue::Text(Bytes::copy_from_slice(field)));
+            row.push(ColumnValue::Text(line.slice(field_start..field_end)));
         }
+        field_start = field_end + 1;
     }
     if row.len() != column_count {
         return Err(SnapshotError::Invalid(format!("COPY returned {} columns, expected {column_count}", row.len())));
@@ -271,7 +275,7 @@ mod tests {
 
     #[test]
     fn copy_line_nulls_and_escapes() {
-        let row = parse_copy_line(b"1\t\\N\ta\\tb\\\\c\\nd\t\\101\t\\x41", 5).unwrap();
+        let row = parse_copy_line(&Bytes::from_static(b"1\t\\N\ta\\tb\\\\c\\nd\t\\101\t\\x41"), 5).unwrap();
         assert_eq!(row[0], ColumnValue::Text(Bytes::from_static(b"1")));
         assert_eq!(row[1], ColumnValue::Null);
         assert_eq!(row[2], ColumnValue::Text(Bytes::from_static(b"a\tb\\c\nd")));
@@ -281,8 +285,8 @@ mod tests {
 
     #[test]
     fn copy_line_column_count_checked() {
-        assert!(parse_copy_line(b"1\t2", 3).is_err());
-        let empty = parse_copy_line(b"", 1).unwrap();
+        assert!(parse_copy_line(&Bytes::from_static(b"1\t2"), 3).is_err());
+        let empty = parse_copy_line(&Bytes::new(), 1).unwrap();
         assert_eq!(empty, vec![ColumnValue::Text(Bytes::new())]);
     }
 }
