@@ -209,3 +209,69 @@ async fn snapshot_applies_transactions_in_flight() {
     assert_eq!(client.rows_by("id"), select_rows(&sql, "pending", "id").await);
     volt.stop().await;
 }
+
+/// With a small chunk threshold, the snapshot and the log are served in many chunks; the
+/// client still ends with every row, and every response stays near the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_snapshot_and_log_sync_fully() {
+    const CHUNK_BYTES: u64 = 4_000;
+    let volt = TestVolt::start_with(2_000, |settings| settings.chunk_bytes_max = CHUNK_BYTES).await;
+    let sql = volt.sql().await;
+    sql.batch_execute(
+        "CREATE TABLE wide (id int PRIMARY KEY, body text);
+         INSERT INTO wide SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 500) g;",
+    )
+    .await
+    .unwrap();
+
+    let mut client = volt.shape("wide");
+    let mut responses = 0;
+    while !client.up_to_date {
+        client.poll().await;
+        responses += 1;
+    }
+    assert!(responses > 10, "500 rows of ~200 bytes must span many 4 kB chunks, got {responses} responses");
+    assert_eq!(client.rows_by("id"), select_rows(&sql, "wide", "id").await);
+
+    // A large transaction lands in the log as several chunks.
+    sql.batch_execute("UPDATE wide SET body = upper(body)").await.unwrap();
+    sql.batch_execute("INSERT INTO wide VALUES (-1, 'marker')").await.unwrap();
+    let mut log_responses = 0;
+    while !client.rows_by("id").contains_key("-1") {
+        client.poll().await;
+        log_responses += 1;
+        assert!(log_responses < 1_000, "the log never reached the marker");
+    }
+    assert!(log_responses > 10, "the update of 500 rows must span many chunks, got {log_responses}");
+    assert_eq!(client.rows_by("id"), select_rows(&sql, "wide", "id").await);
+
+    // A second client syncs the same shape from the start, snapshot plus log.
+    let mut second = volt.shape("wide");
+    second.sync().await;
+    assert_eq!(second.handle, client.handle);
+    assert_eq!(second.rows_by("id"), select_rows(&sql, "wide", "id").await);
+    volt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quoted_and_schema_qualified_names() {
+    let volt = TestVolt::start(2_000).await;
+    let sql = volt.sql().await;
+    sql.batch_execute(
+        r#"CREATE SCHEMA "App Data";
+           CREATE TABLE "App Data"."Order Items" ("Order" int, "line/no" int, note text, PRIMARY KEY ("Order", "line/no"));
+           INSERT INTO "App Data"."Order Items" VALUES (1, 1, 'a'), (1, 2, NULL);"#,
+    )
+    .await
+    .unwrap();
+    let mut client = volt.shape(r#""App Data"."Order Items""#);
+    client.sync().await;
+    assert!(client.rows.contains_key(r#""App Data"."Order Items"/"1"/"2""#), "{:?}", client.rows.keys());
+    sql.batch_execute(r#"UPDATE "App Data"."Order Items" SET note = 'b' WHERE "line/no" = 2"#).await.unwrap();
+    follow_until(&mut client, WAIT, |c| c.rows.values().any(|row| row["note"].as_deref() == Some("b"))).await;
+
+    // Unquoted names fold to lower case, so this names another (missing) table.
+    let response = volt.get("/v1/shape?table=App%20Data.Order%20Items&offset=-1").await;
+    assert_eq!(response.status(), 400);
+    volt.stop().await;
+}

@@ -44,7 +44,10 @@ pub enum EmbeddedError {
          (Debian/Ubuntu: apt-get install postgresql), pass --pg-bin-dir, or set DATABASE_URL"
     )]
     BinariesNotFound,
-    #[error("--pg-bin-dir {0} does not contain initdb and postgres")]
+    #[error(
+        "--pg-bin-dir {0} does not contain initdb and postgres; name the bin directory of a \
+         PostgreSQL server installation (Debian/Ubuntu: apt-get install postgresql)"
+    )]
     BinDirInvalid(PathBuf),
     #[error(
         "Volt runs as root, and the embedded PostgreSQL must run as the 'postgres' system user, \

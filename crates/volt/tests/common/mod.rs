@@ -27,6 +27,11 @@ pub struct TestVolt {
 impl TestVolt {
     /// Starts Volt on the embedded default, with durability settings off for speed.
     pub async fn start(long_poll_timeout_ms: u64) -> TestVolt {
+        Self::start_with(long_poll_timeout_ms, |_| {}).await
+    }
+
+    /// Starts Volt like [`TestVolt::start`] after `adjust` changed its settings.
+    pub async fn start_with(long_poll_timeout_ms: u64, adjust: impl FnOnce(&mut volt::config::Settings)) -> TestVolt {
         let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         // The cluster runs as the `postgres` user when tests run as root, so the directory
         // must be searchable by others; /tmp keeps the path short.
@@ -44,6 +49,7 @@ impl TestVolt {
             ("synchronous_commit".into(), "off".into()),
             ("full_page_writes".into(), "off".into()),
         ];
+        adjust(&mut settings);
         let server = Server::start(settings).await.expect("Volt starts");
         let base_url = format!("http://{}", server.address);
         TestVolt { server, base_url, http: reqwest::Client::new(), _storage: storage }
