@@ -1,6 +1,8 @@
 //! The HTTP edge: one entry point that normalises the path once, then routes on it.
 
 mod error;
+mod reader;
+mod resolve;
 mod shape_api;
 
 use std::sync::Arc;

@@ -14,13 +14,13 @@ use axum::response::Response;
 use rand::Rng;
 
 use super::error::ApiError;
+use super::reader::{self, Batch, ReadError};
+use super::resolve::{resolve, ResolveError, ShapeQuery};
 use crate::engine::Engine;
-use crate::pg::catalog::LookupError;
 use crate::pg::names::{self, RelationName};
 use crate::position::{LogOffset, RequestOffset};
-use crate::shape::messages::{self, MUST_REFETCH_BODY};
-use crate::shape::store::{push_separator, LogHead, SnapshotProgress};
-use crate::shape::{Shape, ShapeDefinition, ShapeHandle};
+use crate::shape::messages::{MessageFormat, MUST_REFETCH_BODY};
+use crate::shape::{Shape, ShapeHandle};
 
 /// Start of the time windows `electric-cursor` counts in: 2024-10-09T00:00:00Z, as the
 /// Shape API's clients and caches expect.
@@ -90,52 +90,57 @@ pub async fn serve(engine: Arc<Engine>, request: Request) -> Response {
 }
 
 async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &HeaderMap) -> Result<Response, Response> {
-    let shape = resolve_shape(engine, request).await?;
-    let reply = match request.offset {
-        RequestOffset::BeforeAll => serve_snapshot_chunk(engine, &shape, 0).await?,
-        RequestOffset::Now => {
-            let head = shape.log_head();
-            Reply::up_to_date_only(engine, head.latest, RequestOffset::Now)
-        }
+    let query = ShapeQuery { table: request.table.clone() };
+    let shape = resolve(engine, &query, request.handle.as_ref()).await.map_err(resolve_error)?;
+    let format = MessageFormat::Current;
+    let batch = match request.offset {
+        RequestOffset::BeforeAll => reader::read_snapshot_chunk(engine, &shape, 0, format).await,
+        RequestOffset::Now => Ok(Some(Batch::up_to_date_only(engine, shape.log_head().latest))),
         RequestOffset::At(offset) if offset.is_snapshot() && offset != LogOffset::SNAPSHOT_END => {
-            serve_snapshot_chunk(engine, &shape, offset.op + 1).await?
-        }
-        RequestOffset::At(offset) => serve_log(engine, &shape, offset, request.live).await?,
-    };
-    Ok(reply.into_response(engine, &shape, request, headers))
-}
-
-/// Finds the shape a request addresses. A handle that is unknown or names another
-/// definition gets a 409 pointing at the current shape for the request's definition.
-async fn resolve_shape(engine: &Arc<Engine>, request: &ShapeRequest) -> Result<Arc<Shape>, Response> {
-    if let Some(handle) = &request.handle {
-        if let Some(shape) = engine.registry.get_by_handle(handle) {
-            if shape.definition.table.name == request.table {
-                return Ok(shape);
+            match reader::read_snapshot_chunk(engine, &shape, offset.op + 1, format).await {
+                Ok(None) => reader::read_log(engine, &shape, LogOffset::SNAPSHOT_END, false, format).await,
+                other => other,
             }
         }
-    }
-    let table = match engine.lookup_table(&request.table).await {
-        Ok(table) => table,
-        Err(LookupError::NotFound(name)) => {
+        RequestOffset::At(offset) => match reader::read_log(engine, &shape, offset, request.live, format).await {
+            Ok(None) => Ok(Some(Batch::up_to_date_only(engine, offset))),
+            other => other,
+        },
+    };
+    let batch = match batch {
+        Ok(Some(batch)) => batch,
+        Ok(None) => return Err(ApiError::invalid("offset", "out of bounds for this shape").into_response()),
+        Err(error) => return Err(read_error(engine, &shape, error)),
+    };
+    Ok(batch_response(batch, engine, &shape, request, headers))
+}
+
+fn resolve_error(error: ResolveError) -> Response {
+    match error {
+        ResolveError::TableNotFound(name) => {
             let message = format!(
                 "Table \"{}\".\"{}\" does not exist. If the table name contains capitals or special characters you must quote it.",
                 name.schema, name.table
             );
-            return Err(ApiError::invalid("table", message).into_response());
+            ApiError::invalid("table", message).into_response()
         }
-        Err(LookupError::Postgres(error)) => {
-            tracing::warn!(%error, "catalog lookup failed");
-            return Err(ApiError::unavailable("Cannot connect to the database to verify the shape. Please try again later.", 1)
-                .into_response());
+        ResolveError::Unavailable => {
+            ApiError::unavailable("Cannot connect to the database to verify the shape. Please try again later.", 1).into_response()
         }
-    };
-    let definition = ShapeDefinition { table: Arc::new(table) };
-    let shape = engine.shape_for(&definition);
-    if request.handle.is_some() {
-        return Err(must_refetch(Some(&shape.handle)));
+        ResolveError::MustRefetch(handle) => must_refetch(Some(&handle)),
     }
-    Ok(shape)
+}
+
+fn read_error(engine: &Engine, shape: &Shape, error: ReadError) -> Response {
+    match error {
+        ReadError::Gone => {
+            let current = engine.registry.get_by_definition(&shape.definition);
+            must_refetch(current.as_ref().map(|shape| &shape.handle))
+        }
+        ReadError::Unavailable(message) => ApiError::unavailable(message, 1).into_response(),
+        ReadError::OutOfBounds => ApiError::invalid("offset", "out of bounds for this shape").into_response(),
+        ReadError::ShuttingDown => ApiError::unavailable("Volt is shutting down; retry", 1).into_response(),
+    }
 }
 
 /// The 409 that sends a client back to `offset=-1` on the current shape.
@@ -156,71 +161,52 @@ fn must_refetch(handle: Option<&ShapeHandle>) -> Response {
     response
 }
 
-/// A successful answer before it becomes a response.
-#[derive(Debug)]
-struct Reply {
-    /// The JSON array to send.
-    body: Vec<u8>,
-    /// `electric-offset`: where the client continues.
-    next_offset: LogOffset,
-    up_to_date: bool,
-    has_data: bool,
-}
+/// Turns a batch into a response with the current dialect's headers.
+fn batch_response(batch: Batch, engine: &Engine, shape: &Shape, request: &ShapeRequest, request_headers: &HeaderMap) -> Response {
+    let etag = if batch.has_data {
+        format!("\"{}:{}:{}\"", shape.handle, request.offset, batch.next_offset)
+    } else {
+        // Answers without data must never revalidate into a stale "nothing new".
+        let unique = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        format!("\"{}:{}:{}:{unique}\"", shape.handle, request.offset, batch.next_offset)
+    };
+    let not_modified = request_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
 
-impl Reply {
-    fn up_to_date_only(engine: &Engine, next_offset: LogOffset, _requested: RequestOffset) -> Reply {
-        let mut body = b"[".to_vec();
-        body.extend_from_slice(&messages::up_to_date(engine.global_last_seen_lsn()));
-        body.push(b']');
-        Reply { body, next_offset, up_to_date: true, has_data: false }
-    }
-
-    fn into_response(self, engine: &Engine, shape: &Shape, request: &ShapeRequest, request_headers: &HeaderMap) -> Response {
-        let etag = if self.has_data {
-            format!("\"{}:{}:{}\"", shape.handle, request.offset, self.next_offset)
-        } else {
-            // Answers without data must never revalidate into a stale "nothing new".
-            let unique = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-            format!("\"{}:{}:{}:{unique}\"", shape.handle, request.offset, self.next_offset)
-        };
-        let not_modified = request_headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
-
-        let mut response = if not_modified {
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            response
-        } else {
-            Response::new(Body::from(self.body))
-        };
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-        headers.insert("electric-handle", header_value(shape.handle.as_str()));
-        headers.insert("electric-offset", header_value(&self.next_offset.to_string()));
-        headers.insert("electric-has-data", HeaderValue::from_static(if self.has_data { "true" } else { "false" }));
-        headers.insert(header::ETAG, header_value(&etag));
-        if self.up_to_date {
-            headers.insert("electric-up-to-date", HeaderValue::from_static(""));
-        }
-        if request.live {
-            let cursor = next_cursor(engine.config.long_poll_timeout, request.cursor.as_deref());
-            headers.insert("electric-cursor", header_value(&cursor.to_string()));
-        } else if !not_modified {
-            headers.insert("electric-schema", header_value(&shape.schema_json));
-        }
-        let cache_control = match request.offset {
-            RequestOffset::BeforeAll => "public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746".to_owned(),
-            _ if request.live => "public, max-age=5, stale-while-revalidate=5".to_owned(),
-            _ => format!(
-                "public, max-age={}, stale-while-revalidate={}",
-                engine.config.cache_max_age_s, engine.config.cache_stale_age_s
-            ),
-        };
-        headers.insert(header::CACHE_CONTROL, header_value(&cache_control));
+    let mut response = if not_modified {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
+    } else {
+        Response::new(Body::from(batch.body))
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert("electric-handle", header_value(shape.handle.as_str()));
+    headers.insert("electric-offset", header_value(&batch.next_offset.to_string()));
+    headers.insert("electric-has-data", HeaderValue::from_static(if batch.has_data { "true" } else { "false" }));
+    headers.insert(header::ETAG, header_value(&etag));
+    if batch.up_to_date {
+        headers.insert("electric-up-to-date", HeaderValue::from_static(""));
     }
+    if request.live {
+        let cursor = next_cursor(engine.config.long_poll_timeout, request.cursor.as_deref());
+        headers.insert("electric-cursor", header_value(&cursor.to_string()));
+    } else if !not_modified {
+        headers.insert("electric-schema", header_value(&shape.schema_json));
+    }
+    let cache_control = match request.offset {
+        RequestOffset::BeforeAll => "public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746".to_owned(),
+        _ if request.live => "public, max-age=5, stale-while-revalidate=5".to_owned(),
+        _ => format!(
+            "public, max-age={}, stale-while-revalidate={}",
+            engine.config.cache_max_age_s, engine.config.cache_stale_age_s
+        ),
+    };
+    headers.insert(header::CACHE_CONTROL, header_value(&cache_control));
+    response
 }
 
 fn header_value(text: &str) -> HeaderValue {
@@ -240,124 +226,6 @@ fn next_cursor(long_poll_timeout: Duration, sent: Option<&str>) -> u64 {
     } else {
         sent + rand::rng().random_range(1..=3600)
     }
-}
-
-/// Serves snapshot chunk `chunk`, or the start of the log when the snapshot has no such chunk.
-async fn serve_snapshot_chunk(engine: &Arc<Engine>, shape: &Arc<Shape>, chunk: u64) -> Result<Reply, Response> {
-    let mut progress = shape.watch_snapshot();
-    let mut shutdown = engine.shutdown.clone();
-    let chunk_index = chunk as usize;
-    let ready = |p: &SnapshotProgress| p.failure.is_some() || p.finished || p.chunk_ends.len() > chunk_index;
-    let state = tokio::select! {
-        state = progress.wait_for(ready) => state.map(|state| state.clone()).ok(),
-        _ = shutdown.wait_for(|stop| *stop) => None,
-    };
-    let Some(state) = state else {
-        return Err(ApiError::unavailable("Volt is shutting down; retry", 1).into_response());
-    };
-    if state.failure.is_some() {
-        if shape.is_removed() {
-            return Err(must_refetch(engine.registry.get_by_definition(&shape.definition).as_ref().map(|s| &s.handle)));
-        }
-        return Err(ApiError::unavailable("Failed to create shape, please retry", 1).into_response());
-    }
-    if chunk_index >= state.chunk_ends.len() {
-        if chunk_index == state.chunk_ends.len() && state.finished && chunk > 0 {
-            return serve_log(engine, shape, LogOffset::SNAPSHOT_END, false).await;
-        }
-        return Err(ApiError::invalid("offset", "out of bounds for this shape").into_response());
-    }
-
-    let start = if chunk_index == 0 { crate::storage::records::HEADER_BYTES } else { state.chunk_ends[chunk_index - 1] };
-    let end = state.chunk_ends[chunk_index];
-    let reader = shape.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        let mut body = b"[".to_vec();
-        reader.read_snapshot(start, end, &mut body).map(|_| {
-            body.push(b']');
-            body
-        })
-    })
-    .await
-    .map_err(|_| ApiError::unavailable("reading the snapshot failed; retry", 1).into_response())?
-    .map_err(|error| storage_failure(engine, shape, error))?;
-    Ok(Reply { body, next_offset: LogOffset::snapshot_chunk(chunk), up_to_date: false, has_data: true })
-}
-
-/// Serves the log after `after`, waiting for new entries when `live`.
-async fn serve_log(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, live: bool) -> Result<Reply, Response> {
-    wait_for_snapshot(engine, shape).await?;
-    let mut log = shape.watch_log();
-    let mut head = *log.borrow_and_update();
-    if head.removed {
-        return Err(must_refetch(None));
-    }
-    if head.latest <= after && live {
-        let mut shutdown = engine.shutdown.clone();
-        let waited = tokio::select! {
-            changed = tokio::time::timeout(engine.config.long_poll_timeout, log.wait_for(|h| h.removed || h.latest > after)) => {
-                match changed {
-                    Ok(Ok(current)) => Some(*current),
-                    Ok(Err(_)) => None,
-                    Err(_) => return Ok(Reply::up_to_date_only(engine, after, RequestOffset::At(after))),
-                }
-            }
-            _ = shutdown.wait_for(|stop| *stop) => None,
-        };
-        head = match waited {
-            Some(current) if !current.removed => current,
-            Some(_) => return Err(must_refetch(None)),
-            None => return Ok(Reply::up_to_date_only(engine, after, RequestOffset::At(after))),
-        };
-    }
-    if head.latest < after {
-        return Err(ApiError::invalid("offset", "out of bounds for this shape").into_response());
-    }
-    read_log_reply(engine, shape, after, head).await
-}
-
-async fn read_log_reply(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, head: LogHead) -> Result<Reply, Response> {
-    let range = shape.log_range(after, &head);
-    let global_lsn = engine.global_last_seen_lsn();
-    let reader = shape.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut body = b"[".to_vec();
-        let count = reader.read_log(&range, after, &mut body)?;
-        if range.reaches_head {
-            push_separator(&mut body);
-            body.extend_from_slice(&messages::up_to_date(global_lsn.max(range.end_offset.tx)));
-        }
-        body.push(b']');
-        Ok::<_, std::io::Error>((body, count, range))
-    })
-    .await
-    .map_err(|_| ApiError::unavailable("reading the shape log failed; retry", 1).into_response())?;
-    let (body, count, range) = result.map_err(|error| storage_failure(engine, shape, error))?;
-    Ok(Reply { body, next_offset: range.end_offset, up_to_date: range.reaches_head, has_data: count > 0 })
-}
-
-/// Waits until the shape's snapshot is complete: the log follows it.
-async fn wait_for_snapshot(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<(), Response> {
-    let mut progress = shape.watch_snapshot();
-    let mut shutdown = engine.shutdown.clone();
-    let failed = tokio::select! {
-        state = progress.wait_for(|p| p.finished || p.failure.is_some()) => state.map(|s| s.failure.is_some()).unwrap_or(true),
-        _ = shutdown.wait_for(|stop| *stop) => true,
-    };
-    if failed {
-        return Err(must_refetch(None));
-    }
-    Ok(())
-}
-
-/// A shape file that cannot be read is not served: the shape is removed and its clients
-/// resync.
-fn storage_failure(engine: &Arc<Engine>, shape: &Arc<Shape>, error: std::io::Error) -> Response {
-    tracing::error!(handle = %shape.handle, %error, "cannot read a shape file; removing the shape");
-    let engine = engine.clone();
-    let shape = shape.clone();
-    tokio::spawn(async move { engine.remove_shape(&shape, "unreadable shape file").await });
-    must_refetch(None)
 }
 
 #[cfg(test)]

@@ -190,6 +190,59 @@ pub fn up_to_date(global_last_seen_lsn: u64) -> Vec<u8> {
     format!("{{\"headers\":{{\"control\":\"up-to-date\",\"global_last_seen_lsn\":\"{global_last_seen_lsn}\"}}}}").into_bytes()
 }
 
+/// The message layout a response uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFormat {
+    /// The current dialect: `txids`, `lsn` and `op_position` headers, no `offset` field.
+    Current,
+    /// The 2024 dialect: an `offset` field and a `txid` header on every data message.
+    Legacy,
+}
+
+/// The `up-to-date` message of the 2024 dialect, which has no LSN.
+pub const LEGACY_UP_TO_DATE: &[u8] = br#"{"headers":{"control":"up-to-date"}}"#;
+
+/// Appends a stored message to a JSON array being built, in the requested format.
+/// `offset` is the record's offset; snapshot rows are at `0_0` in the 2024 dialect.
+pub fn append_message(out: &mut Vec<u8>, json: &[u8], offset: LogOffset, format: MessageFormat) {
+    match format {
+        MessageFormat::Current => out.extend_from_slice(json),
+        MessageFormat::Legacy => append_legacy_message(out, json, offset),
+    }
+}
+
+/// Rewrites a stored message into the 2024 layout. Control messages (`snapshot-end`) have no
+/// counterpart there and are left out.
+fn append_legacy_message(out: &mut Vec<u8>, json: &[u8], offset: LogOffset) {
+    // NOTE: this re-parses each message; the 2024 dialect is served for compatibility, not
+    // for speed, so the stored layout stays the current one.
+    let Ok(serde_json::Value::Object(mut message)) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return;
+    };
+    let Some(serde_json::Value::Object(headers)) = message.get_mut("headers") else {
+        return;
+    };
+    if headers.contains_key("control") {
+        out.truncate(out.len() - usize::from(out.last() == Some(&b',')));
+        return;
+    }
+    let txid = headers.remove("txids").and_then(|txids| txids.get(0).cloned());
+    headers.remove("lsn");
+    headers.remove("op_position");
+    headers.remove("last");
+    let offset_text = if offset.is_snapshot() {
+        headers.remove("relation");
+        "0_0".to_owned()
+    } else {
+        offset.to_string()
+    };
+    if let Some(txid) = txid {
+        headers.insert("txid".into(), txid);
+    }
+    message.insert("offset".into(), serde_json::Value::String(offset_text));
+    out.extend_from_slice(serde_json::Value::Object(message).to_string().as_bytes());
+}
+
 /// The body of a 409 response.
 pub const MUST_REFETCH_BODY: &str = r#"[{"headers":{"control":"must-refetch"}}]"#;
 

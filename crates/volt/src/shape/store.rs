@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::sync::watch;
 
-use super::messages::MessageEncoder;
+use super::messages::{self, MessageEncoder, MessageFormat};
 use super::{ShapeDefinition, ShapeHandle};
 use crate::position::LogOffset;
 use crate::storage::records::{self, HEADER_BYTES};
@@ -197,14 +197,14 @@ impl Shape {
 
     /// Appends the JSON of the log entries in `range` that come after `after` to `out`, which
     /// contains a JSON array being built. Returns how many entries were added.
-    pub fn read_log(&self, range: &LogRange, after: LogOffset, out: &mut Vec<u8>) -> io::Result<usize> {
+    pub fn read_log(&self, range: &LogRange, after: LogOffset, format: MessageFormat, out: &mut Vec<u8>) -> io::Result<usize> {
         let file = open_cached(&self.log_reader, &self.log_path())?;
         let bytes = records::read_range(file, range.start_position, range.end_position)?;
         let mut count = 0;
         records::for_each_record(&bytes, range.start_position, |record| {
             if record.offset > after && record.offset <= range.end_offset {
                 push_separator(out);
-                out.extend_from_slice(record.json);
+                messages::append_message(out, record.json, record.offset, format);
                 count += 1;
             }
         })?;
@@ -213,13 +213,13 @@ impl Shape {
 
     /// Appends the JSON of the snapshot records in `[start, end)` to `out`, which contains a JSON
     /// array being built.
-    pub fn read_snapshot(&self, start: u64, end: u64, out: &mut Vec<u8>) -> io::Result<usize> {
+    pub fn read_snapshot(&self, start: u64, end: u64, format: MessageFormat, out: &mut Vec<u8>) -> io::Result<usize> {
         let file = open_cached(&self.snapshot_reader, &self.snapshot_path())?;
         let bytes = records::read_range(file, start, end)?;
         let mut count = 0;
         records::for_each_record(&bytes, start, |record| {
             push_separator(out);
-            out.extend_from_slice(record.json);
+            messages::append_message(out, record.json, record.offset, format);
             count += 1;
         })?;
         Ok(count)

@@ -1,0 +1,156 @@
+//! Reading a shape for a response, in either dialect: snapshot chunks, log ranges, and the
+//! wait of a live request. The results are JSON arrays in the requested message format.
+
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::position::LogOffset;
+use crate::shape::messages::{self, MessageFormat};
+use crate::shape::store::{push_separator, LogHead, SnapshotProgress};
+use crate::shape::Shape;
+use crate::storage::records::HEADER_BYTES;
+
+/// A JSON array of messages ready to send.
+#[derive(Debug)]
+pub struct Batch {
+    /// The array, brackets included.
+    pub body: Vec<u8>,
+    /// Where the client continues: the offset of the last message served.
+    pub next_offset: LogOffset,
+    /// True when the batch ends with an `up-to-date` message.
+    pub up_to_date: bool,
+    /// True when the batch carries data messages.
+    pub has_data: bool,
+}
+
+/// Why a shape could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The shape was removed; the client must start over (409).
+    Gone,
+    /// The snapshot failed or a read failed for a passing reason; the client should retry.
+    Unavailable(&'static str),
+    /// The requested offset lies beyond what the shape has.
+    OutOfBounds,
+    /// Volt is shutting down.
+    ShuttingDown,
+}
+
+impl Batch {
+    /// A batch with only an `up-to-date` message, for a live request that timed out.
+    pub fn up_to_date_only(engine: &Engine, next_offset: LogOffset) -> Batch {
+        let mut body = b"[".to_vec();
+        body.extend_from_slice(&messages::up_to_date(engine.global_last_seen_lsn()));
+        body.push(b']');
+        Batch { body, next_offset, up_to_date: true, has_data: false }
+    }
+}
+
+/// Waits for snapshot chunk `chunk` and reads it. `Ok(None)` when the snapshot has no such
+/// chunk because it ended with the previous one: the log comes next.
+pub async fn read_snapshot_chunk(engine: &Arc<Engine>, shape: &Arc<Shape>, chunk: u64, format: MessageFormat) -> Result<Option<Batch>, ReadError> {
+    let mut progress = shape.watch_snapshot();
+    let mut shutdown = engine.shutdown.clone();
+    let chunk_index = chunk as usize;
+    let ready = |p: &SnapshotProgress| p.failure.is_some() || p.finished || p.chunk_ends.len() > chunk_index;
+    let state = tokio::select! {
+        state = progress.wait_for(ready) => state.map(|state| state.clone()).map_err(|_| ReadError::Gone)?,
+        _ = shutdown.wait_for(|stop| *stop) => return Err(ReadError::ShuttingDown),
+    };
+    if state.failure.is_some() {
+        return Err(if shape.is_removed() { ReadError::Gone } else { ReadError::Unavailable("Failed to create shape, please retry") });
+    }
+    if chunk_index >= state.chunk_ends.len() {
+        if chunk_index == state.chunk_ends.len() && state.finished && chunk > 0 {
+            return Ok(None);
+        }
+        return Err(ReadError::OutOfBounds);
+    }
+
+    let start = if chunk_index == 0 { HEADER_BYTES } else { state.chunk_ends[chunk_index - 1] };
+    let end = state.chunk_ends[chunk_index];
+    let reader = shape.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut body = b"[".to_vec();
+        reader.read_snapshot(start, end, format, &mut body)?;
+        body.push(b']');
+        Ok::<_, std::io::Error>(body)
+    })
+    .await
+    .map_err(|_| ReadError::Unavailable("reading the snapshot failed; retry"))?
+    .map_err(|error| storage_failure(engine, shape, error))?;
+    Ok(Some(Batch { body, next_offset: LogOffset::snapshot_chunk(chunk), up_to_date: false, has_data: true }))
+}
+
+/// Reads the log after `after`. With `live`, a request that finds nothing new waits up to the
+/// long-poll timeout; `Ok(None)` means it timed out.
+pub async fn read_log(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, live: bool, format: MessageFormat) -> Result<Option<Batch>, ReadError> {
+    wait_for_snapshot(engine, shape).await?;
+    let mut log = shape.watch_log();
+    let mut head = *log.borrow_and_update();
+    if head.removed {
+        return Err(ReadError::Gone);
+    }
+    if head.latest <= after && live {
+        let mut shutdown = engine.shutdown.clone();
+        let wait = tokio::time::timeout(engine.config.long_poll_timeout, log.wait_for(|h| h.removed || h.latest > after));
+        head = tokio::select! {
+            waited = wait => match waited {
+                Ok(Ok(current)) if !current.removed => *current,
+                Ok(_) => return Err(ReadError::Gone),
+                Err(_) => return Ok(None),
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return Err(ReadError::ShuttingDown),
+        };
+    }
+    if head.latest < after {
+        return Err(ReadError::OutOfBounds);
+    }
+    read_log_range(engine, shape, after, head, format).await.map(Some)
+}
+
+async fn read_log_range(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, head: LogHead, format: MessageFormat) -> Result<Batch, ReadError> {
+    let range = shape.log_range(after, &head);
+    let global_lsn = engine.global_last_seen_lsn();
+    let reader = shape.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut body = b"[".to_vec();
+        let count = reader.read_log(&range, after, format, &mut body)?;
+        if range.reaches_head {
+            push_separator(&mut body);
+            match format {
+                MessageFormat::Current => body.extend_from_slice(&messages::up_to_date(global_lsn.max(range.end_offset.tx))),
+                MessageFormat::Legacy => body.extend_from_slice(messages::LEGACY_UP_TO_DATE),
+            }
+        }
+        body.push(b']');
+        Ok::<_, std::io::Error>((body, count, range))
+    })
+    .await
+    .map_err(|_| ReadError::Unavailable("reading the shape log failed; retry"))?;
+    let (body, count, range) = result.map_err(|error| storage_failure(engine, shape, error))?;
+    Ok(Batch { body, next_offset: range.end_offset, up_to_date: range.reaches_head, has_data: count > 0 })
+}
+
+/// Waits until the shape's snapshot is complete: the log follows it.
+async fn wait_for_snapshot(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<(), ReadError> {
+    let mut progress = shape.watch_snapshot();
+    let mut shutdown = engine.shutdown.clone();
+    tokio::select! {
+        state = progress.wait_for(|p| p.finished || p.failure.is_some()) => match state {
+            Ok(state) if state.failure.is_none() => Ok(()),
+            _ => Err(ReadError::Gone),
+        },
+        _ = shutdown.wait_for(|stop| *stop) => Err(ReadError::ShuttingDown),
+    }
+}
+
+/// A shape file that cannot be read is not served: the shape is removed and its clients
+/// resync.
+fn storage_failure(engine: &Arc<Engine>, shape: &Arc<Shape>, error: std::io::Error) -> ReadError {
+    tracing::error!(handle = %shape.handle, %error, "cannot read a shape file; removing the shape");
+    let engine = engine.clone();
+    let shape = shape.clone();
+    tokio::spawn(async move { engine.remove_shape(&shape, "unreadable shape file").await });
+    ReadError::Gone
+}
