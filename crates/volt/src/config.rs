@@ -4,7 +4,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Volt keeps partial replicas of Postgres tables in sync with clients over HTTP, speaking
 /// ElectricSQL's Shape API.
@@ -60,7 +61,21 @@ pub struct Args {
     /// `stale-while-revalidate` of cacheable non-live responses, in seconds.
     #[arg(long, env = "ELECTRIC_CACHE_STALE_AGE", default_value_t = 300)]
     pub cache_stale_age_s: u64,
+
+    /// Lets clients delete shapes with `DELETE /v1/shape` and `DELETE /v1/shape/{table}`. Any
+    /// client can then force every client of a shape to resync, so keep it off in production.
+    #[arg(long, env = "VOLT_ALLOW_SHAPE_DELETION", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_shape_deletion: bool,
 }
+
+/// Environment variables that Electric reads for settings Volt names otherwise: option id,
+/// variable. Each one applies only when neither the option nor its own variable is set.
+const ELECTRIC_ENV_NAMES: [(&str, &str); 4] = [
+    ("cache_max_age_s", "CACHE_MAX_AGE"),
+    ("cache_stale_age_s", "CACHE_STALE_AGE"),
+    ("allow_shape_deletion", "ENABLE_INTEGRATION_TESTING"),
+    ("allow_shape_deletion", "ELECTRIC_ENABLE_INTEGRATION_TESTING"),
+];
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -77,11 +92,46 @@ pub struct Settings {
     pub snapshot_concurrency_max: usize,
     pub cache_max_age_s: u64,
     pub cache_stale_age_s: u64,
+    pub allow_shape_deletion: bool,
     /// Extra server settings for the embedded PostgreSQL (tests turn off fsync).
     pub embedded_extra_settings: Vec<(String, String)>,
 }
 
 impl Args {
+    /// Parses the command line and the environment like [`Parser::parse`], and also reads the
+    /// variables Electric uses for the same settings (`CACHE_MAX_AGE`, `CACHE_STALE_AGE`,
+    /// `ENABLE_INTEGRATION_TESTING`, `ELECTRIC_ENABLE_INTEGRATION_TESTING`). Exits with a
+    /// message on invalid input.
+    pub fn parse_with_electric_env() -> Args {
+        Self::try_parse_with_electric_env(std::env::args_os(), |name| std::env::var(name).ok())
+            .unwrap_or_else(|error| error.exit())
+    }
+
+    /// Parses like [`Args::parse_with_electric_env`], reading Electric's variable names
+    /// through `read_env`.
+    pub fn try_parse_with_electric_env<I, T>(args: I, read_env: impl Fn(&str) -> Option<String>) -> Result<Args, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Args::command().try_get_matches_from(args)?;
+        let mut parsed = Args::from_arg_matches(&matches)?;
+        for (id, variable) in ELECTRIC_ENV_NAMES {
+            if matches.value_source(id) != Some(ValueSource::DefaultValue) {
+                continue;
+            }
+            let Some(value) = read_env(variable).filter(|value| !value.is_empty()) else {
+                continue;
+            };
+            match id {
+                "cache_max_age_s" => parsed.cache_max_age_s = parse_seconds(variable, &value)?,
+                "cache_stale_age_s" => parsed.cache_stale_age_s = parse_seconds(variable, &value)?,
+                _ => parsed.allow_shape_deletion |= parse_boolean(variable, &value)?,
+            }
+        }
+        Ok(parsed)
+    }
+
     /// Checks the values that clap cannot check alone.
     pub fn into_settings(self) -> Result<Settings, String> {
         if self.long_poll_timeout_ms == 0 {
@@ -106,7 +156,65 @@ impl Args {
             snapshot_concurrency_max: self.snapshot_concurrency_max,
             cache_max_age_s: self.cache_max_age_s,
             cache_stale_age_s: self.cache_stale_age_s,
+            allow_shape_deletion: self.allow_shape_deletion,
             embedded_extra_settings: Vec::new(),
         })
+    }
+}
+
+fn parse_seconds(variable: &str, value: &str) -> Result<u64, clap::Error> {
+    value.trim().parse().map_err(|_| {
+        let message = format!("invalid value {value:?} in {variable}: expected a whole number of seconds\n");
+        Args::command().error(clap::error::ErrorKind::InvalidValue, message)
+    })
+}
+
+fn parse_boolean(variable: &str, value: &str) -> Result<bool, clap::Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "on" | "1" => Ok(true),
+        "false" | "f" | "no" | "n" | "off" | "0" => Ok(false),
+        _ => {
+            let message = format!("invalid value {value:?} in {variable}: expected true or false\n");
+            Err(Args::command().error(clap::error::ErrorKind::InvalidValue, message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Args, clap::Error> {
+        let env: Vec<(String, String)> = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        let read_env = move |name: &str| env.iter().find(|(variable, _)| variable == name).map(|(_, value)| value.clone());
+        Args::try_parse_with_electric_env(std::iter::once("volt").chain(args.iter().copied()), read_env)
+    }
+
+    #[test]
+    fn electric_env_names_fill_unset_options() {
+        let args = parse(&[], &[("CACHE_MAX_AGE", "1"), ("CACHE_STALE_AGE", "3"), ("ENABLE_INTEGRATION_TESTING", "true")]).unwrap();
+        assert_eq!(args.cache_max_age_s, 1);
+        assert_eq!(args.cache_stale_age_s, 3);
+        assert!(args.allow_shape_deletion);
+        let args = parse(&[], &[("ELECTRIC_ENABLE_INTEGRATION_TESTING", "1")]).unwrap();
+        assert!(args.allow_shape_deletion);
+    }
+
+    #[test]
+    fn options_take_precedence_over_electric_env_names() {
+        let args = parse(&["--cache-max-age-s", "7"], &[("CACHE_MAX_AGE", "1")]).unwrap();
+        assert_eq!(args.cache_max_age_s, 7);
+        let args = parse(&[], &[("ENABLE_INTEGRATION_TESTING", "false")]).unwrap();
+        assert!(!args.allow_shape_deletion);
+        let args = parse(&["--allow-shape-deletion"], &[("ENABLE_INTEGRATION_TESTING", "false")]).unwrap();
+        assert!(args.allow_shape_deletion);
+    }
+
+    #[test]
+    fn invalid_electric_env_values_are_rejected() {
+        let error = parse(&[], &[("CACHE_MAX_AGE", "soon")]).unwrap_err();
+        assert!(error.to_string().contains("CACHE_MAX_AGE"), "{error}");
+        let error = parse(&[], &[("ENABLE_INTEGRATION_TESTING", "maybe")]).unwrap_err();
+        assert!(error.to_string().contains("ENABLE_INTEGRATION_TESTING"), "{error}");
     }
 }

@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use volt::config::Args;
 use volt::Server;
@@ -14,7 +13,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let settings = match Args::parse().into_settings() {
+    let settings = match Args::parse_with_electric_env().into_settings() {
         Ok(settings) => settings,
         Err(message) => {
             eprintln!("volt: {message}");

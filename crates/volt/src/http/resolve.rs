@@ -5,12 +5,41 @@ use std::sync::Arc;
 use crate::engine::Engine;
 use crate::pg::catalog::LookupError;
 use crate::pg::names::RelationName;
-use crate::shape::{Shape, ShapeDefinition, ShapeHandle};
+use crate::pg::catalog::TableInfo;
+use crate::shape::{ReplicaMode, Shape, ShapeDefinition, ShapeHandle};
 
 /// A shape definition as a request states it, before it is checked against the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShapeQuery {
     pub table: RelationName,
+    /// Requested columns, already parsed as identifiers; `None` for all columns.
+    pub columns: Option<Vec<String>>,
+    pub replica: ReplicaMode,
+}
+
+impl ShapeQuery {
+    /// A query for a whole table in the default replica mode.
+    pub fn whole_table(table: RelationName) -> Self {
+        ShapeQuery { table, columns: None, replica: ReplicaMode::Default }
+    }
+
+    /// True when `definition` is what this query asks for, judged without the catalog.
+    fn matches(&self, definition: &ShapeDefinition) -> bool {
+        let table = &definition.table;
+        let columns_match = match &self.columns {
+            None => definition.selected.len() == table.columns.len(),
+            Some(names) => {
+                let mut requested: Vec<&str> = names.iter().map(String::as_str).collect();
+                requested.extend(table.key_columns.iter().map(|&index| table.columns[index].name.as_str()));
+                requested.sort_unstable();
+                requested.dedup();
+                let mut selected: Vec<&str> = definition.selected.iter().map(|&index| table.columns[index].name.as_str()).collect();
+                selected.sort_unstable();
+                requested == selected
+            }
+        };
+        table.name == self.table && self.replica == definition.replica && columns_match
+    }
 }
 
 /// Failure to find or create a shape, rendered by each dialect in its own format.
@@ -20,6 +49,8 @@ pub enum ResolveError {
     TableNotFound(RelationName),
     /// Postgres could not be reached to check the definition; the client should retry.
     Unavailable,
+    /// A parameter is invalid for this table; the message names the problem.
+    Invalid { parameter: &'static str, message: String },
     /// The client's handle is unknown or names another definition; it must start over on
     /// the current shape, whose handle this is.
     MustRefetch(ShapeHandle),
@@ -30,7 +61,7 @@ pub enum ResolveError {
 pub async fn resolve(engine: &Arc<Engine>, query: &ShapeQuery, handle: Option<&ShapeHandle>) -> Result<Arc<Shape>, ResolveError> {
     // Fast path for clients that follow a shape: no catalog lookup.
     if let Some(shape) = handle.and_then(|handle| engine.registry.get_by_handle(handle)) {
-        if shape.definition.table.name == query.table {
+        if query.matches(&shape.definition) {
             return Ok(shape);
         }
     }
@@ -43,10 +74,50 @@ pub async fn resolve(engine: &Arc<Engine>, query: &ShapeQuery, handle: Option<&S
             return Err(ResolveError::Unavailable);
         }
     };
-    let definition = ShapeDefinition { table: Arc::new(table) };
+    let table = Arc::new(table);
+    let selected = select_columns(&table, query.columns.as_deref())?;
+    let definition = ShapeDefinition { table, selected, replica: query.replica };
     let shape = engine.shape_for(&definition);
     match handle {
         Some(handle) if *handle != shape.handle => Err(ResolveError::MustRefetch(shape.handle.clone())),
         _ => Ok(shape),
     }
+}
+
+/// Resolves requested column names to table columns, adding the key columns. The result is
+/// in table order.
+fn select_columns(table: &TableInfo, requested: Option<&[String]>) -> Result<Vec<usize>, ResolveError> {
+    let Some(requested) = requested else {
+        return Ok((0..table.columns.len()).collect());
+    };
+    let invalid = |message: String| ResolveError::Invalid { parameter: "columns", message };
+    if requested.is_empty() {
+        return Err(invalid("The list of columns must not be empty".to_owned()));
+    }
+    let mut selected = Vec::with_capacity(requested.len());
+    let mut unknown = Vec::new();
+    for name in requested {
+        match table.columns.iter().position(|column| &column.name == name) {
+            Some(index) => selected.push(index),
+            None => unknown.push(name.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(invalid(format!("The following columns are not found on the table: {}", unknown.join(", "))));
+    }
+    let missing: Vec<&str> = table
+        .key_columns
+        .iter()
+        .filter(|index| !selected.contains(index))
+        .map(|&index| table.columns[index].name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(invalid(format!(
+            "The list of columns must include all primary key columns, missing: {}",
+            missing.join(", ")
+        )));
+    }
+    selected.sort_unstable();
+    selected.dedup();
+    Ok(selected)
 }

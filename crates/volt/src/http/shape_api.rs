@@ -20,7 +20,7 @@ use crate::engine::Engine;
 use crate::pg::names::{self, RelationName};
 use crate::position::{LogOffset, RequestOffset};
 use crate::shape::messages::{MessageFormat, MUST_REFETCH_BODY};
-use crate::shape::{Shape, ShapeHandle};
+use crate::shape::{ReplicaMode, Shape, ShapeHandle};
 
 /// Start of the time windows `electric-cursor` counts in: 2024-10-09T00:00:00Z, as the
 /// Shape API's clients and caches expect.
@@ -30,6 +30,8 @@ const CURSOR_EPOCH_S: u64 = 1_728_432_000;
 #[derive(Debug)]
 struct ShapeRequest {
     table: RelationName,
+    columns: Option<Vec<String>>,
+    replica: ReplicaMode,
     offset: RequestOffset,
     handle: Option<ShapeHandle>,
     live: bool,
@@ -43,8 +45,12 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
     let mut handle = None;
     let mut live = None;
     let mut cursor = None;
+    let mut columns = None;
+    let mut replica = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         match name.as_ref() {
+            "columns" => columns = Some(value.into_owned()),
+            "replica" => replica = Some(value.into_owned()),
             "table" => table = Some(value.into_owned()),
             "offset" => offset = Some(value.into_owned()),
             "handle" => handle = Some(value.into_owned()),
@@ -74,7 +80,16 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
     }
     let table = table.filter(|table| !table.is_empty()).ok_or_else(|| ApiError::invalid("table", "can't be blank"))?;
     let table = names::parse_relation(&table).map_err(|message| ApiError::invalid("table", message))?;
-    Ok(ShapeRequest { table, offset, handle: handle.map(|h| ShapeHandle::from_client(&h)), live, cursor })
+    let replica = match replica.as_deref() {
+        None | Some("default") => ReplicaMode::Default,
+        Some("full") => ReplicaMode::Full,
+        Some(_) => return Err(ApiError::invalid("replica", "is invalid")),
+    };
+    let columns = match columns {
+        None => None,
+        Some(text) => Some(names::parse_identifier_list(&text).map_err(|message| ApiError::invalid("columns", message))?),
+    };
+    Ok(ShapeRequest { table, columns, replica, offset, handle: handle.map(|h| ShapeHandle::from_client(&h)), live, cursor })
 }
 
 /// Serves one shape request.
@@ -90,7 +105,7 @@ pub async fn serve(engine: Arc<Engine>, request: Request) -> Response {
 }
 
 async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &HeaderMap) -> Result<Response, Response> {
-    let query = ShapeQuery { table: request.table.clone() };
+    let query = ShapeQuery { table: request.table.clone(), columns: request.columns.clone(), replica: request.replica };
     let shape = resolve(engine, &query, request.handle.as_ref()).await.map_err(resolve_error)?;
     let format = MessageFormat::Current;
     let batch = match request.offset {
@@ -128,6 +143,7 @@ fn resolve_error(error: ResolveError) -> Response {
             ApiError::unavailable("Cannot connect to the database to verify the shape. Please try again later.", 1).into_response()
         }
         ResolveError::MustRefetch(handle) => must_refetch(Some(&handle)),
+        ResolveError::Invalid { parameter, message } => ApiError::invalid(parameter, message).into_response(),
     }
 }
 

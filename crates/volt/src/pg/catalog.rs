@@ -19,6 +19,10 @@ pub struct ColumnInfo {
     /// Type modifier (`atttypmod`), −1 when there is none.
     pub type_modifier: i32,
     pub not_null: bool,
+    /// True for an enum type (or an array of one).
+    pub is_enum: bool,
+    /// Collation name for collatable types, `None` otherwise.
+    pub collation: Option<String>,
 }
 
 /// A table that shapes can be built on.
@@ -38,10 +42,12 @@ pub struct TableInfo {
 }
 
 impl TableInfo {
-    /// The `electric-schema` header value: each column's type, key position and modifiers.
-    pub fn schema_json(&self) -> String {
+    /// Builds the `electric-schema` header value for the `selected` columns (indices into
+    /// `columns`): each column's type, key position and modifiers.
+    pub fn schema_json(&self, selected: &[usize]) -> String {
         let mut schema = Map::new();
-        for (index, column) in self.columns.iter().enumerate() {
+        for &index in selected {
+            let column = &self.columns[index];
             let pk_index = if self.has_primary_key {
                 self.key_columns.iter().position(|&key| key == index)
             } else {
@@ -155,12 +161,14 @@ pub async fn lookup_table(client: &Client, name: &RelationName) -> Result<TableI
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid, \
-                    CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN et.typname ELSE t.typname END::text, \
-                    (t.typcategory = 'A' AND t.typelem <> 0), a.attndims, a.atttypmod, a.attnotnull, \
-                    COALESCE(array_position(pk.conkey, a.attnum), 0) \
+                    CASE WHEN et.oid IS NOT NULL THEN et.typname ELSE t.typname END::text, \
+                    et.oid IS NOT NULL, a.attndims, a.atttypmod, a.attnotnull, \
+                    COALESCE(array_position(pk.conkey, a.attnum), 0), \
+                    COALESCE(et.typtype, t.typtype) = 'e', co.collname::text \
              FROM pg_attribute a \
              JOIN pg_type t ON t.oid = a.atttypid \
-             LEFT JOIN pg_type et ON et.oid = t.typelem \
+             LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' \
+             LEFT JOIN pg_collation co ON co.oid = a.attcollation \
              LEFT JOIN pg_constraint pk ON pk.conrelid = a.attrelid AND pk.contype = 'p' \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
              ORDER BY a.attnum",
@@ -179,6 +187,8 @@ pub async fn lookup_table(client: &Client, name: &RelationName) -> Result<TableI
             dimensions: row.get(4),
             type_modifier: row.get(5),
             not_null: row.get(6),
+            is_enum: row.get(8),
+            collation: row.get(9),
         });
         let key_position: i32 = row.get(7);
         if key_position > 0 {
@@ -208,6 +218,8 @@ mod tests {
             dimensions: 0,
             type_modifier: modifier,
             not_null: false,
+            is_enum: false,
+            collation: None,
         }
     }
 
@@ -224,7 +236,7 @@ mod tests {
             has_primary_key: true,
             partitioned: false,
         };
-        let schema: Value = serde_json::from_str(&table.schema_json()).unwrap();
+        let schema: Value = serde_json::from_str(&table.schema_json(&[0, 1, 2, 3])).unwrap();
         assert_eq!(schema["id"], json!({"type": "int8", "pk_index": 0, "not_null": true}));
         assert_eq!(schema["title"], json!({"type": "varchar", "max_length": 120}));
         assert_eq!(schema["total"], json!({"type": "numeric", "precision": 10, "scale": 2}));

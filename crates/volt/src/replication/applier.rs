@@ -14,13 +14,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pgoutput::{Message, OldTuple, Relation, Tuple, Value};
+use pgoutput::{Message, Relation};
 use tokio::sync::{mpsc, watch};
 
 use super::{ApplyInput, ReplicationEvent};
 use crate::pg::visibility::PgSnapshot;
 use crate::position::{LogOffset, Lsn};
-use crate::shape::messages::{ColumnValue, Entry, Operation, Row};
+use super::changes::{entries_for_change, Change};
+use crate::shape::messages::Entry;
 use crate::shape::{Registry, Shape, ShapeHandle};
 use crate::storage::records::{RecordKind, RecordWriter, HEADER_BYTES};
 
@@ -585,14 +586,6 @@ impl Applier {
     }
 }
 
-/// A row change as received, before it is turned into entries.
-#[derive(Debug)]
-enum Change {
-    Insert(Tuple),
-    Update(Option<OldTuple>, Tuple),
-    Delete(OldTuple),
-}
-
 /// True when the stream's description of a table matches what the shape was built from.
 fn relation_matches(relation: &Relation, shape: &Shape) -> bool {
     let columns = &shape.definition.table.columns;
@@ -602,121 +595,4 @@ fn relation_matches(relation: &Relation, shape: &Shape) -> bool {
             .iter()
             .zip(columns)
             .all(|(streamed, known)| streamed.name == known.name && streamed.type_oid == known.type_oid)
-}
-
-fn row_from_tuple(tuple: &Tuple) -> Row {
-    tuple
-        .0
-        .iter()
-        .map(|value| match value {
-            Value::Null => ColumnValue::Null,
-            Value::UnchangedToast => ColumnValue::Unknown,
-            Value::Text(bytes) | Value::Binary(bytes) => ColumnValue::Text(bytes.clone()),
-        })
-        .collect()
-}
-
-/// Turns a change into the shape's log entries: none, one, or a delete and an insert when
-/// the row's key changed.
-fn entries_for_change(shape: &Shape, change: &Change, offset: LogOffset) -> Result<Vec<Entry>, &'static str> {
-    let encoder = &shape.encoder;
-    let key_columns = &shape.definition.table.key_columns;
-    let column_count = shape.definition.table.columns.len();
-    let check_width = |row: &Row| if row.len() == column_count { Ok(()) } else { Err("a change has the wrong number of columns") };
-    let key_values = |row: &Row| key_columns.iter().map(|&index| (index, row[index].clone())).collect::<Vec<_>>();
-
-    match change {
-        Change::Insert(tuple) => {
-            let row = row_from_tuple(tuple);
-            check_width(&row)?;
-            let key = encoder.row_key(&row).ok_or("an inserted row lacks a key value")?;
-            Ok(vec![Entry {
-                offset,
-                operation: Operation::Insert,
-                key,
-                value: row.into_iter().enumerate().collect(),
-                key_change_to: None,
-                key_change_from: None,
-            }])
-        }
-        Change::Delete(old) => {
-            let (OldTuple::Full(tuple) | OldTuple::Key(tuple)) = old;
-            let row = row_from_tuple(tuple);
-            check_width(&row)?;
-            let key = encoder.row_key(&row).ok_or("a deleted row lacks a key value")?;
-            Ok(vec![Entry {
-                offset,
-                operation: Operation::Delete,
-                value: key_values(&row),
-                key,
-                key_change_to: None,
-                key_change_from: None,
-            }])
-        }
-        Change::Update(old, new) => {
-            let mut new_row = row_from_tuple(new);
-            check_width(&new_row)?;
-            let old_row = match old {
-                Some(OldTuple::Full(tuple)) | Some(OldTuple::Key(tuple)) => Some(row_from_tuple(tuple)),
-                None => None,
-            };
-            let old_is_full = matches!(old, Some(OldTuple::Full(_)));
-            if let (Some(old_row), true) = (&old_row, old_is_full) {
-                check_width(old_row)?;
-                // An unchanged out-of-line value is not sent again; the full old row has it.
-                for (value, previous) in new_row.iter_mut().zip(old_row) {
-                    if *value == ColumnValue::Unknown {
-                        *value = previous.clone();
-                    }
-                }
-            }
-            let new_key = encoder.row_key(&new_row).ok_or("an updated row lacks a key value")?;
-            let old_key = match &old_row {
-                Some(row) => encoder.row_key(row).ok_or("an updated row lacks its old key value")?,
-                None => new_key.clone(),
-            };
-
-            if old_key != new_key {
-                let old_row = old_row.expect("a changed key comes with the old key");
-                return Ok(vec![
-                    Entry {
-                        offset,
-                        operation: Operation::Delete,
-                        key: old_key.clone(),
-                        value: key_values(&old_row),
-                        key_change_to: Some(new_key.clone()),
-                        key_change_from: None,
-                    },
-                    Entry {
-                        offset: LogOffset::new(offset.tx, offset.op + 1),
-                        operation: Operation::Insert,
-                        key: new_key,
-                        value: new_row.into_iter().enumerate().collect(),
-                        key_change_to: None,
-                        key_change_from: Some(old_key),
-                    },
-                ]);
-            }
-
-            let mut value = key_values(&new_row);
-            for (index, new_value) in new_row.into_iter().enumerate() {
-                if key_columns.contains(&index) || new_value == ColumnValue::Unknown {
-                    continue;
-                }
-                let changed = match (&old_row, old_is_full) {
-                    (Some(old_row), true) => old_row[index] != new_value,
-                    // Without the old row every known column is sent.
-                    _ => true,
-                };
-                if changed {
-                    value.push((index, new_value));
-                }
-            }
-            if old_is_full && value.len() == key_columns.len() {
-                return Ok(Vec::new());
-            }
-            value.sort_by_key(|(index, _)| *index);
-            Ok(vec![Entry { offset, operation: Operation::Update, key: new_key, value, key_change_to: None, key_change_from: None }])
-        }
-    }
 }

@@ -8,6 +8,7 @@
 //! ```
 
 pub mod applier;
+pub mod changes;
 pub mod stream;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::pg::catalog::TableInfo;
+use super::ShapeDefinition;
 use crate::pg::visibility::PgSnapshot;
 use crate::position::LogOffset;
 
@@ -36,8 +36,10 @@ pub struct MessageEncoder {
     key_prefix: String,
     /// `["schema","table"]`, JSON-encoded.
     relation_json: String,
-    /// `"column":` for each column, JSON-encoded.
+    /// `"column":` for each column of the table, JSON-encoded.
     column_prefixes: Vec<String>,
+    /// Whether clients receive each column of the table.
+    selected: Vec<bool>,
     key_columns: Vec<usize>,
 }
 
@@ -69,10 +71,13 @@ pub struct Entry {
     pub value: Vec<(usize, ColumnValue)>,
     pub key_change_to: Option<String>,
     pub key_change_from: Option<String>,
+    /// Old values of the changed columns, sent with updates of `replica=full` shapes.
+    pub old_value: Option<Vec<(usize, ColumnValue)>>,
 }
 
 impl MessageEncoder {
-    pub fn new(table: &TableInfo) -> Self {
+    pub fn new(definition: &ShapeDefinition) -> Self {
+        let table = &definition.table;
         let key_prefix = format!(
             "\"{}\".\"{}\"",
             table.name.schema.replace('"', "\"\""),
@@ -84,7 +89,8 @@ impl MessageEncoder {
             .iter()
             .map(|column| format!("{}:", serde_json::to_string(&column.name).expect("strings encode")))
             .collect();
-        MessageEncoder { key_prefix, relation_json, column_prefixes, key_columns: table.key_columns.clone() }
+        let selected = (0..table.columns.len()).map(|index| definition.is_selected(index)).collect();
+        MessageEncoder { key_prefix, relation_json, column_prefixes, selected, key_columns: table.key_columns.clone() }
     }
 
     /// Builds the row key: `"schema"."table"` then `/"value"` per key column, with `/` inside
@@ -148,14 +154,19 @@ impl MessageEncoder {
         if last {
             out.extend_from_slice(b",\"last\":true");
         }
-        out.extend_from_slice(b"}}");
+        out.push(b'}');
+        if let Some(old_value) = &entry.old_value {
+            out.extend_from_slice(b",\"old_value\":");
+            self.write_values(out, old_value.iter().map(|(index, value)| (*index, value)));
+        }
+        out.push(b'}');
     }
 
     fn write_values<'a>(&self, out: &mut Vec<u8>, values: impl Iterator<Item = (usize, &'a ColumnValue)>) {
         out.push(b'{');
         let mut first = true;
         for (index, value) in values {
-            if matches!(value, ColumnValue::Unknown) {
+            if matches!(value, ColumnValue::Unknown) || !self.selected[index] {
                 continue;
             }
             if !first {
@@ -278,8 +289,9 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::catalog::ColumnInfo;
+    use crate::pg::catalog::{ColumnInfo, TableInfo};
     use crate::pg::names::RelationName;
+    use std::sync::Arc;
 
     fn table() -> TableInfo {
         let column = |name: &str| ColumnInfo {
@@ -290,6 +302,8 @@ mod tests {
             dimensions: 0,
             type_modifier: -1,
             not_null: false,
+            is_enum: false,
+            collation: None,
         };
         TableInfo {
             oid: 1,
@@ -307,7 +321,7 @@ mod tests {
 
     #[test]
     fn key_doubles_slashes() {
-        let encoder = MessageEncoder::new(&table());
+        let encoder = MessageEncoder::new(&ShapeDefinition::whole_table(Arc::new(table())));
         assert_eq!(encoder.row_key(&[text("abc/d"), ColumnValue::Null]).unwrap(), r#""public"."items"/"abc//d""#);
         assert_eq!(encoder.row_key(&[ColumnValue::Null, ColumnValue::Null]).unwrap(), r#""public"."items"/_"#);
         assert!(encoder.row_key(&[ColumnValue::Unknown, ColumnValue::Null]).is_none());
@@ -315,7 +329,7 @@ mod tests {
 
     #[test]
     fn snapshot_row_json() {
-        let encoder = MessageEncoder::new(&table());
+        let encoder = MessageEncoder::new(&ShapeDefinition::whole_table(Arc::new(table())));
         let row = vec![text("1"), text("a \"quoted\"\n\u{1}")];
         let mut out = Vec::new();
         encoder.snapshot_row(&encoder.row_key(&row).unwrap(), &row, &mut out);
@@ -329,7 +343,7 @@ mod tests {
 
     #[test]
     fn log_entry_json() {
-        let encoder = MessageEncoder::new(&table());
+        let encoder = MessageEncoder::new(&ShapeDefinition::whole_table(Arc::new(table())));
         let entry = Entry {
             offset: LogOffset::new(27440064, 2),
             operation: Operation::Update,
@@ -337,6 +351,7 @@ mod tests {
             value: vec![(0, text("2")), (1, ColumnValue::Null)],
             key_change_to: None,
             key_change_from: None,
+            old_value: None,
         };
         let mut out = Vec::new();
         encoder.log_entry(&entry, 771, true, &mut out);

@@ -15,18 +15,68 @@ use crate::pg::catalog::TableInfo;
 pub use registry::Registry;
 pub use store::Shape;
 
+/// How much of a row updates and deletes carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplicaMode {
+    /// Updates carry the key and the changed columns, deletes the key.
+    #[default]
+    Default,
+    /// Updates carry the whole new row and the old values of the changed columns; deletes
+    /// carry the whole old row.
+    Full,
+}
+
+impl ReplicaMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaMode::Default => "default",
+            ReplicaMode::Full => "full",
+        }
+    }
+}
+
 /// What identifies a shape: requests with equal definitions share one shape and handle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ShapeDefinition {
     pub table: Arc<TableInfo>,
+    /// The columns clients receive, as indices into `table.columns` in ascending order. They
+    /// always include the key columns.
+    pub selected: Vec<usize>,
+    pub replica: ReplicaMode,
 }
 
 impl ShapeDefinition {
+    /// A definition of the whole table with default replica mode.
+    pub fn whole_table(table: Arc<TableInfo>) -> Self {
+        let selected = (0..table.columns.len()).collect();
+        ShapeDefinition { table, selected, replica: ReplicaMode::Default }
+    }
+
     /// A string equal for equal definitions and different otherwise; the registry's key.
     pub fn identity(&self) -> String {
-        format!("{}:{}", self.table.oid, self.table.name.quoted())
+        let columns: Vec<String> = self.selected.iter().map(|index| index.to_string()).collect();
+        format!(
+            "{}:{}|columns={}|replica={}",
+            self.table.oid,
+            self.table.name.quoted(),
+            columns.join(","),
+            self.replica.as_str()
+        )
+    }
+
+    /// True when column `index` of the table is sent to clients.
+    pub fn is_selected(&self, index: usize) -> bool {
+        self.selected.binary_search(&index).is_ok()
     }
 }
+
+impl PartialEq for ShapeDefinition {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for ShapeDefinition {}
 
 /// The opaque name clients use for a shape: `<definition hash>-<creation time in µs>`.
 /// A handle is never reused, so a client holding an old one is always told to refetch.

@@ -83,8 +83,8 @@ pub struct LogRange {
 
 impl Shape {
     pub fn new(handle: ShapeHandle, definition: ShapeDefinition, dir: PathBuf) -> Arc<Self> {
-        let encoder = MessageEncoder::new(&definition.table);
-        let schema_json = definition.table.schema_json();
+        let encoder = MessageEncoder::new(&definition);
+        let schema_json = definition.table.schema_json(&definition.selected);
         let initial_head = LogHead { latest: LogOffset::SNAPSHOT_END, end_position: HEADER_BYTES, removed: false };
         Arc::new(Shape {
             handle,

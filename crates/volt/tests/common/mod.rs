@@ -66,6 +66,13 @@ impl TestVolt {
         ShapeClient::new(self.http.clone(), &self.base_url, table)
     }
 
+    /// A client of a shape with extra definition parameters (`where`, `columns`, …).
+    pub fn shape_with(&self, table: &str, parameters: &[(&str, &str)]) -> ShapeClient {
+        let mut client = ShapeClient::new(self.http.clone(), &self.base_url, table);
+        client.parameters = parameters.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        client
+    }
+
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
         self.http.get(format!("{}{}", self.base_url, path_and_query)).send().await.expect("request")
     }
@@ -91,6 +98,8 @@ pub struct ShapeClient {
     pub received: Vec<Value>,
     /// Log position of the last change applied, to check that positions only grow.
     last_position: Option<(u64, u64)>,
+    /// Definition parameters sent with every request.
+    pub parameters: Vec<(String, String)>,
 }
 
 impl ShapeClient {
@@ -107,12 +116,16 @@ impl ShapeClient {
             refetches: 0,
             received: Vec::new(),
             last_position: None,
+            parameters: Vec::new(),
         }
     }
 
     /// Sends one request (live once up to date) and applies its messages.
     pub async fn poll(&mut self) -> reqwest::StatusCode {
-        let mut query = vec![("table", self.table.clone()), ("offset", self.offset.clone())];
+        let mut query: Vec<(&str, String)> = vec![("table", self.table.clone()), ("offset", self.offset.clone())];
+        for (name, value) in &self.parameters {
+            query.push((name.as_str(), value.clone()));
+        }
         if let Some(handle) = &self.handle {
             query.push(("handle", handle.clone()));
         }
@@ -211,8 +224,13 @@ impl ShapeClient {
 
 /// Reads every row of a table as text, the oracle clients are compared with.
 pub async fn select_rows(client: &Client, table: &str, key_column: &str) -> BTreeMap<String, TextRow> {
+    select_query(client, &format!("SELECT * FROM {table}"), key_column).await
+}
+
+/// Reads the rows of any query as text, keyed by one column.
+pub async fn select_query(client: &Client, query: &str, key_column: &str) -> BTreeMap<String, TextRow> {
     let mut rows = BTreeMap::new();
-    for message in client.simple_query(&format!("SELECT * FROM {table}")).await.expect("select") {
+    for message in client.simple_query(query).await.expect("select") {
         if let SimpleQueryMessage::Row(row) = message {
             let mut text_row = TextRow::new();
             for (index, column) in row.columns().iter().enumerate() {
