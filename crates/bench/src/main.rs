@@ -30,7 +30,7 @@ struct Args {
     /// Samples of the commit-to-client latency.
     #[arg(long, default_value_t = 100)]
     latency_samples: usize,
-    /// The Chinook SQL script; defaults to the copy beside the repository.
+    /// The Chinook SQL script; defaults to the copy in the repository's testdata folder.
     #[arg(long)]
     chinook: Option<PathBuf>,
     /// Repetitions of each timing; the fastest is reported.
@@ -100,15 +100,15 @@ async fn main() {
     server.stop().await;
 }
 
-fn shared_dir() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.join("../../../shared")
+/// The data sets kept in the repository.
+fn testdata_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 /// Loads Chinook (into the `postgres` database, without its database-switching lines) and
 /// initialises pgbench.
 fn load_data(database_url: &str, args: &Args) {
-    let chinook = args.chinook.clone().unwrap_or_else(|| shared_dir().join("datasets/chinook/chinook.sql"));
+    let chinook = args.chinook.clone().unwrap_or_else(|| testdata_dir().join("datasets/chinook/chinook.sql"));
     let script = std::fs::read_to_string(&chinook).unwrap_or_else(|error| panic!("reading {}: {error}", chinook.display()));
     let script: String = script
         .lines()
