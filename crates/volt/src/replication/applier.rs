@@ -21,6 +21,7 @@ use super::{ApplyInput, ReplicationEvent};
 use crate::pg::visibility::PgSnapshot;
 use crate::position::{LogOffset, Lsn};
 use super::changes::{entries_for_change, Change};
+use super::routes::{SinkId, TableRoutes};
 use crate::shape::messages::Entry;
 use crate::shape::{Registry, Shape, ShapeHandle};
 use crate::storage::records::{RecordKind, RecordWriter, HEADER_BYTES};
@@ -59,7 +60,7 @@ struct Transaction {
     /// Already applied before a reconnect: every change is ignored.
     replayed: bool,
     /// Shapes that received entries, to finish at commit.
-    touched: Vec<ShapeHandle>,
+    touched: Vec<SinkId>,
     /// Sequence number, so each shape decides once per transaction whether it applies.
     sequence: u64,
 }
@@ -89,6 +90,8 @@ struct Sink {
     state: SinkState,
     mode: TransactionMode,
     mode_sequence: u64,
+    /// Sequence number of the last transaction that gave this shape entries.
+    touched_sequence: u64,
     /// The last entry of the current transaction, written once the next one (or the commit)
     /// shows whether it is the transaction's last for this shape.
     pending_entry: Option<Entry>,
@@ -131,6 +134,7 @@ impl Sink {
             state: SinkState::AwaitingSnapshot { held: Vec::new() },
             mode: TransactionMode::Skip,
             mode_sequence: 0,
+            touched_sequence: 0,
             pending_entry: None,
             holding: Vec::new(),
             xid: 0,
@@ -261,8 +265,14 @@ pub struct Applier {
     registry: Arc<Registry>,
     settings: ApplierSettings,
     outputs: ApplierOutputs,
-    sinks: HashMap<ShapeHandle, Sink>,
-    by_table: HashMap<u32, Vec<ShapeHandle>>,
+    sinks: HashMap<SinkId, Sink>,
+    sink_ids: HashMap<ShapeHandle, SinkId>,
+    next_sink_id: SinkId,
+    by_table: HashMap<u32, TableRoutes>,
+    /// Shapes with committed entries not yet synced and published.
+    dirty: Vec<SinkId>,
+    /// Reused buffer for the shapes a change may concern.
+    candidates: Vec<SinkId>,
     relations: HashMap<u32, Relation>,
     transaction: Option<Transaction>,
     transaction_sequence: u64,
@@ -283,7 +293,11 @@ impl Applier {
             settings,
             outputs,
             sinks: HashMap::new(),
+            sink_ids: HashMap::new(),
+            next_sink_id: 1,
             by_table: HashMap::new(),
+            dirty: Vec::new(),
+            candidates: Vec::new(),
             relations: HashMap::new(),
             transaction: None,
             transaction_sequence: 0,
@@ -323,9 +337,13 @@ impl Applier {
                 let _ = done.send(self.register(shape));
             }
             ApplyInput::SnapshotTaken { shape, snapshot, done } => {
-                let result = match self.sinks.get_mut(&shape.handle) {
-                    Some(sink) => {
+                let id = self.sink_ids.get(&shape.handle).copied();
+                let result = match id.and_then(|id| self.sinks.get_mut(&id).map(|sink| (id, sink))) {
+                    Some((id, sink)) => {
                         sink.snapshot_taken(snapshot);
+                        if sink.dirty {
+                            self.dirty.push(id);
+                        }
                         Ok(())
                     }
                     None => Err("the shape was removed".to_owned()),
@@ -344,17 +362,23 @@ impl Applier {
                 return Err("the table changed while the shape was being created".to_owned());
             }
         }
-        self.by_table.entry(table_oid).or_default().push(shape.handle.clone());
-        self.sinks.insert(shape.handle.clone(), sink);
+        let id = self.next_sink_id;
+        self.next_sink_id += 1;
+        self.by_table.entry(table_oid).or_default().add(id, shape.definition.routing_key());
+        self.sink_ids.insert(shape.handle.clone(), id);
+        self.sinks.insert(id, sink);
         Ok(())
     }
 
     fn drop_sink(&mut self, handle: &ShapeHandle) {
-        if let Some(sink) = self.sinks.remove(handle) {
+        let Some(id) = self.sink_ids.remove(handle) else {
+            return;
+        };
+        if let Some(sink) = self.sinks.remove(&id) {
             let oid = sink.shape.definition.table.oid;
-            if let Some(handles) = self.by_table.get_mut(&oid) {
-                handles.retain(|candidate| candidate != handle);
-                if handles.is_empty() {
+            if let Some(routes) = self.by_table.get_mut(&oid) {
+                routes.remove(id);
+                if routes.is_empty() {
                     self.by_table.remove(&oid);
                 }
             }
@@ -362,10 +386,10 @@ impl Applier {
     }
 
     /// Removes a shape whose log can no longer be trusted; its clients will refetch.
-    fn rotate(&mut self, handle: &ShapeHandle, reason: &str) {
-        if let Some(sink) = self.sinks.get(handle) {
+    fn rotate(&mut self, id: SinkId, reason: &str) {
+        if let Some(sink) = self.sinks.get(&id) {
             let shape = sink.shape.clone();
-            self.drop_sink(handle);
+            self.drop_sink(&shape.handle);
             self.registry.remove(&shape, reason);
         }
     }
@@ -380,9 +404,9 @@ impl Applier {
                     // Volt cannot know what this message changed, so no shape on any table
                     // can be trusted past it.
                     tracing::error!(%error, "undecodable pgoutput message; removing every shape");
-                    let handles: Vec<ShapeHandle> = self.sinks.keys().cloned().collect();
-                    for handle in handles {
-                        self.rotate(&handle, "undecodable replication message");
+                    let ids: Vec<SinkId> = self.sinks.keys().copied().collect();
+                    for id in ids {
+                        self.rotate(id, "undecodable replication message");
                     }
                 }
             },
@@ -415,11 +439,15 @@ impl Applier {
         let Some(transaction) = self.transaction.take() else {
             return;
         };
-        for handle in &transaction.touched {
-            if let Some(sink) = self.sinks.get_mut(handle) {
+        for &id in &transaction.touched {
+            if let Some(sink) = self.sinks.get_mut(&id) {
+                let was_dirty = sink.dirty;
                 sink.commit();
+                if sink.dirty && !was_dirty {
+                    self.dirty.push(id);
+                }
                 if sink.writer.buffered_bytes() >= WRITE_BUFFER_BYTES_MAX {
-                    self.write_out(handle);
+                    self.write_out(id);
                 }
             }
         }
@@ -436,14 +464,14 @@ impl Applier {
         let Some(transaction) = self.transaction.take() else {
             return;
         };
-        for handle in transaction.touched {
-            let failed = match self.sinks.get_mut(&handle) {
-                Some(sink) => sink.abort().err(),
+        for id in transaction.touched {
+            let failed = match self.sinks.get_mut(&id) {
+                Some(sink) => sink.abort().err().map(|error| (sink.shape.handle.clone(), error)),
                 None => None,
             };
-            if let Some(error) = failed {
+            if let Some((handle, error)) = failed {
                 tracing::error!(%handle, %error, "cannot drop an incomplete transaction from a shape log");
-                self.rotate(&handle, "shape log write failed");
+                self.rotate(id, "shape log write failed");
             }
         }
         for input in std::mem::take(&mut self.deferred) {
@@ -454,9 +482,9 @@ impl Applier {
     fn handle_message(&mut self, message: Message) {
         match message {
             Message::Relation(relation) => self.relation(relation),
-            Message::Insert(insert) => self.change(insert.relation_oid, Change::Insert(insert.new)),
-            Message::Update(update) => self.change(update.relation_oid, Change::Update(update.old, update.new)),
-            Message::Delete(delete) => self.change(delete.relation_oid, Change::Delete(delete.old)),
+            Message::Insert(insert) => self.change(insert.relation_oid, Change::insert(&insert.new)),
+            Message::Update(update) => self.change(update.relation_oid, Change::update(update.old.as_ref(), &update.new)),
+            Message::Delete(delete) => self.change(delete.relation_oid, Change::delete(&delete.old)),
             Message::Truncate(truncate) => self.truncate(&truncate.relation_oids),
             // Begin and Commit arrive as their own events; the rest needs no action.
             Message::Begin(_) | Message::Commit(_) | Message::Origin(_) | Message::Type(_) | Message::Message(_) => {}
@@ -465,16 +493,15 @@ impl Applier {
 
     fn relation(&mut self, relation: Relation) {
         let oid = relation.oid;
-        let stale: Vec<ShapeHandle> = self
+        let stale: Vec<SinkId> = self
             .by_table
             .get(&oid)
             .into_iter()
-            .flatten()
-            .filter(|handle| self.sinks.get(*handle).is_some_and(|sink| !relation_matches(&relation, &sink.shape)))
-            .cloned()
+            .flat_map(TableRoutes::all)
+            .filter(|id| self.sinks.get(id).is_some_and(|sink| !relation_matches(&relation, &sink.shape)))
             .collect();
-        for handle in stale {
-            self.rotate(&handle, "the table's columns changed");
+        for id in stale {
+            self.rotate(id, "the table's columns changed");
         }
         self.relations.insert(oid, relation);
     }
@@ -488,15 +515,15 @@ impl Applier {
         }
         let mut affected = Vec::new();
         for oid in relation_oids {
-            for handle in self.by_table.get(oid).into_iter().flatten() {
-                let sink = self.sinks.get_mut(handle).expect("indexed sinks exist");
+            for id in self.by_table.get(oid).into_iter().flat_map(TableRoutes::all) {
+                let sink = self.sinks.get_mut(&id).expect("routed sinks exist");
                 if sink.enter(transaction) != TransactionMode::Skip {
-                    affected.push(handle.clone());
+                    affected.push(id);
                 }
             }
         }
-        for handle in affected {
-            self.rotate(&handle, "the table was truncated");
+        for id in affected {
+            self.rotate(id, "the table was truncated");
         }
     }
 
@@ -510,40 +537,46 @@ impl Applier {
         if transaction.replayed {
             return;
         }
-        let Some(handles) = self.by_table.get(&relation_oid) else {
+        let Some(routes) = self.by_table.get(&relation_oid) else {
             return;
         };
+        routes.candidates(&change.rows(), &mut self.candidates);
         let offset = LogOffset::new(transaction.commit_lsn, op);
         let mut failed = Vec::new();
-        for handle in handles {
-            let sink = self.sinks.get_mut(handle).expect("indexed sinks exist");
+        for &id in &self.candidates {
+            let sink = self.sinks.get_mut(&id).expect("routed sinks exist");
             if sink.enter(transaction) == TransactionMode::Skip {
                 continue;
             }
             match entries_for_change(&sink.shape, &change, offset) {
                 Ok(entries) => {
-                    if !entries.is_empty() && !transaction.touched.contains(handle) {
-                        transaction.touched.push(handle.clone());
+                    if !entries.is_empty() && sink.touched_sequence != transaction.sequence {
+                        sink.touched_sequence = transaction.sequence;
+                        transaction.touched.push(id);
                     }
                     for entry in entries {
                         sink.push(entry);
                     }
                 }
-                Err(reason) => failed.push((handle.clone(), reason)),
+                Err(reason) => failed.push((id, reason)),
             }
         }
-        for (handle, reason) in failed {
-            tracing::warn!(%handle, reason, "cannot apply a change; removing the shape");
-            self.rotate(&handle, reason);
+        for (id, reason) in failed {
+            if let Some(sink) = self.sinks.get(&id) {
+                tracing::warn!(handle = %sink.shape.handle, reason, "cannot apply a change; removing the shape");
+            }
+            self.rotate(id, reason);
         }
     }
 
     /// Writes a log's buffer to its file without syncing, to bound memory.
-    fn write_out(&mut self, handle: &ShapeHandle) {
-        let result = self.sinks.get_mut(handle).map(|sink| sink.writer.flush(false));
-        if let Some(Err(error)) = result {
-            tracing::error!(%handle, %error, "cannot write a shape log");
-            self.rotate(handle, "shape log write failed");
+    fn write_out(&mut self, id: SinkId) {
+        let Some(sink) = self.sinks.get_mut(&id) else {
+            return;
+        };
+        if let Err(error) = sink.writer.flush(false) {
+            tracing::error!(handle = %sink.shape.handle, %error, "cannot write a shape log");
+            self.rotate(id, "shape log write failed");
         }
     }
 
@@ -551,10 +584,13 @@ impl Applier {
     /// LSN: the group commit.
     fn flush(&mut self) {
         let mut failed = Vec::new();
-        for (handle, sink) in self.sinks.iter_mut().filter(|(_, sink)| sink.dirty) {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(sink) = self.sinks.get_mut(&id).filter(|sink| sink.dirty) else {
+                continue;
+            };
             if let Err(error) = sink.writer.flush(true) {
-                tracing::error!(%handle, %error, "cannot sync a shape log");
-                failed.push(handle.clone());
+                tracing::error!(handle = %sink.shape.handle, %error, "cannot sync a shape log");
+                failed.push(id);
                 continue;
             }
             sink.dirty = false;
@@ -566,8 +602,8 @@ impl Applier {
                 &mut sink.unpublished_chunks,
             );
         }
-        for handle in failed {
-            self.rotate(&handle, "shape log sync failed");
+        for id in failed {
+            self.rotate(id, "shape log sync failed");
         }
 
         let mut acknowledged = self.last_commit_end_lsn;

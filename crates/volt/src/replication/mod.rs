@@ -9,6 +9,7 @@
 
 pub mod applier;
 pub mod changes;
+pub mod routes;
 pub mod stream;
 
 use std::sync::Arc;

@@ -64,6 +64,12 @@ impl ShapeDefinition {
         )
     }
 
+    /// The column and constants this shape's rows are pinned to, for routing changes
+    /// without evaluating every shape; `None` when the shape takes every row of its table.
+    pub fn routing_key(&self) -> Option<(usize, Vec<String>)> {
+        None
+    }
+
     /// True when column `index` of the table is sent to clients.
     pub fn is_selected(&self, index: usize) -> bool {
         self.selected.binary_search(&index).is_ok()
