@@ -25,6 +25,8 @@ pub struct Engine {
     /// Turns true when Volt shuts down; long-polls end when it does.
     pub shutdown: watch::Receiver<bool>,
     catalog_client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    /// Idle connections for snapshots, at most one per snapshot permit.
+    snapshot_clients: std::sync::Mutex<Vec<Client>>,
 }
 
 impl Engine {
@@ -46,6 +48,7 @@ impl Engine {
             global_last_seen_lsn,
             shutdown,
             catalog_client: tokio::sync::Mutex::new(None),
+            snapshot_clients: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -68,6 +71,28 @@ impl Engine {
             }
         };
         catalog::lookup_table(&client, name).await
+    }
+
+    /// Takes an idle snapshot connection, or opens one. Callers hold a snapshot permit.
+    pub async fn snapshot_client(&self) -> Result<Client, tokio_postgres::Error> {
+        let idle = {
+            let mut clients = self.snapshot_clients.lock().expect("snapshot clients lock");
+            clients.retain(|client| !client.is_closed());
+            clients.pop()
+        };
+        match idle {
+            Some(client) => Ok(client),
+            None => crate::pg::connect(&self.connection).await,
+        }
+    }
+
+    /// Returns a snapshot connection for reuse. Only connections outside a transaction may
+    /// come back.
+    pub fn return_snapshot_client(&self, client: Client) {
+        let mut clients = self.snapshot_clients.lock().expect("snapshot clients lock");
+        if clients.len() < self.config.snapshot_concurrency_max && !client.is_closed() {
+            clients.push(client);
+        }
     }
 
     /// Returns the shape for a definition, starting its creation when it is new.

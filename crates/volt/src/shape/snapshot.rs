@@ -59,7 +59,7 @@ pub async fn create(engine: Arc<Engine>, shape: Arc<Shape>) {
 
 async fn create_inner(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<u64, SnapshotError> {
     let _permit = engine.snapshot_permits.acquire().await.map_err(|_| SnapshotError::Invalid("shutting down".into()))?;
-    let client = crate::pg::connect(&engine.connection).await?;
+    let client = engine.snapshot_client().await?;
     publish_table(&client, &engine.config.publication, shape).await?;
     crashsafe::create_dir_all(&shape.dir)?;
     engine.applier.register(shape.clone()).await.map_err(SnapshotError::Invalid)?;
@@ -71,6 +71,9 @@ async fn create_inner(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<u64, S
 
     let rows = copy_rows(&client, shape, engine.config.chunk_bytes_max, &snapshot).await?;
     client.batch_execute("COMMIT").await?;
+    // Only a connection whose transaction ended cleanly is reused; on any error above it is
+    // dropped, which closes it.
+    engine.return_snapshot_client(client);
     Ok(rows)
 }
 
