@@ -223,18 +223,23 @@ pub fn append_message(out: &mut Vec<u8>, json: &[u8], offset: LogOffset, format:
 }
 
 /// Rewrites a stored message into the 2024 layout. Control messages (`snapshot-end`) have no
-/// counterpart there and are left out.
+/// counterpart there and are left out, together with the separator the caller added for them.
 fn append_legacy_message(out: &mut Vec<u8>, json: &[u8], offset: LogOffset) {
+    let drop_separator = |out: &mut Vec<u8>| out.truncate(out.len() - usize::from(out.last() == Some(&b',')));
     // NOTE: this re-parses each message; the 2024 dialect is served for compatibility, not
     // for speed, so the stored layout stays the current one.
     let Ok(serde_json::Value::Object(mut message)) = serde_json::from_slice::<serde_json::Value>(json) else {
+        tracing::error!(%offset, "a stored message is not a JSON object; leaving it out of a 2024 response");
+        drop_separator(out);
         return;
     };
     let Some(serde_json::Value::Object(headers)) = message.get_mut("headers") else {
+        tracing::error!(%offset, "a stored message has no headers object; leaving it out of a 2024 response");
+        drop_separator(out);
         return;
     };
     if headers.contains_key("control") {
-        out.truncate(out.len() - usize::from(out.last() == Some(&b',')));
+        drop_separator(out);
         return;
     }
     let txid = headers.remove("txids").and_then(|txids| txids.get(0).cloned());
@@ -339,6 +344,41 @@ mod tests {
             serde_json::json!({"key": "\"public\".\"items\"/\"1\"", "value": {"id": "1", "title": "a \"quoted\"\n\u{1}"},
                 "headers": {"operation": "insert", "relation": ["public", "items"]}})
         );
+    }
+
+    fn legacy_array(messages: &[(&str, LogOffset)]) -> serde_json::Value {
+        let mut out = b"[".to_vec();
+        for (json, offset) in messages {
+            crate::shape::store::push_separator(&mut out);
+            append_message(&mut out, json.as_bytes(), *offset, MessageFormat::Legacy);
+        }
+        out.push(b']');
+        serde_json::from_slice(&out).expect("a JSON array")
+    }
+
+    #[test]
+    fn legacy_layout_of_snapshot_rows_and_log_entries() {
+        let row = r#"{"key":"k1","value":{"id":"1","title":null},"headers":{"operation":"insert","relation":["public","items"]}}"#;
+        let snapshot_end = r#"{"headers":{"control":"snapshot-end","xmin":"1","xmax":"2","xip_list":[]}}"#;
+        let change = r#"{"key":"k2","value":{"id":"2"},"headers":{"operation":"delete","txids":[771],"relation":["public","items"],"lsn":"27440064","op_position":2,"key_change_to":"k3","last":true}}"#;
+        let array = legacy_array(&[(row, LogOffset::snapshot_chunk(0)), (snapshot_end, LogOffset::snapshot_chunk(0)), (change, LogOffset::new(27440064, 2))]);
+        assert_eq!(
+            array,
+            serde_json::json!([
+                {"key": "k1", "value": {"id": "1", "title": null}, "headers": {"operation": "insert"}, "offset": "0_0"},
+                {"key": "k2", "value": {"id": "2"}, "offset": "27440064_2",
+                    "headers": {"operation": "delete", "txid": 771, "relation": ["public", "items"], "key_change_to": "k3"}},
+            ])
+        );
+    }
+
+    #[test]
+    fn legacy_layout_leaves_out_control_and_broken_messages() {
+        let snapshot_end = r#"{"headers":{"control":"snapshot-end","xmin":"1","xmax":"2","xip_list":[]}}"#;
+        let row = r#"{"key":"k1","value":{"id":"1"},"headers":{"operation":"insert"}}"#;
+        let array = legacy_array(&[(row, LogOffset::snapshot_chunk(0)), ("not json", LogOffset::snapshot_chunk(0)), (snapshot_end, LogOffset::snapshot_chunk(0))]);
+        assert_eq!(array.as_array().map(Vec::len), Some(1));
+        assert_eq!(legacy_array(&[(snapshot_end, LogOffset::snapshot_chunk(0))]), serde_json::json!([]));
     }
 
     #[test]
