@@ -1,6 +1,8 @@
 //! The HTTP edge: one entry point that normalises the path once, then routes on it.
 
+mod delete;
 mod error;
+mod legacy_api;
 mod reader;
 mod resolve;
 mod shape_api;
@@ -26,37 +28,56 @@ pub fn router(engine: Arc<Engine>) -> Router {
 }
 
 /// The routes Volt serves, found from the normalised path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Root,
     Health,
     Shape,
+    /// `/v1/shape/{root_table}`, the 2024 dialect, with the table's name as written.
+    LegacyShape(String),
     NotFound,
+}
+
+impl Route {
+    fn from_normalised_path(path: &str) -> Route {
+        match path {
+            "/" => Route::Root,
+            "/v1/health" => Route::Health,
+            "/v1/shape" => Route::Shape,
+            _ => match path.strip_prefix("/v1/shape/") {
+                Some(root_table) if !root_table.is_empty() => Route::LegacyShape(root_table.to_owned()),
+                _ => Route::NotFound,
+            },
+        }
+    }
 }
 
 async fn dispatch(State(engine): State<Arc<Engine>>, request: Request) -> Response {
     let route = match normalise_path(request.uri().path()) {
-        Some(path) => match path.as_str() {
-            "/" => Route::Root,
-            "/v1/health" => Route::Health,
-            "/v1/shape" => Route::Shape,
-            _ => Route::NotFound,
-        },
+        Some(path) => Route::from_normalised_path(&path),
         None => Route::NotFound,
     };
     let origin = request.headers().get(header::ORIGIN).cloned();
     let method = request.method().clone();
 
-    let mut response = match (route, &method) {
+    let mut response = match (&route, &method) {
         (Route::Root, &Method::GET | &Method::HEAD) => empty(StatusCode::OK),
         (Route::Health, &Method::GET | &Method::HEAD) => health(),
         (Route::Shape, &Method::GET | &Method::HEAD) => shape_api::serve(engine, request).await,
+        (Route::Shape, &Method::DELETE) => delete::delete_shape(engine, request).await,
         (Route::Shape, &Method::OPTIONS) => preflight(&request),
+        (Route::LegacyShape(root_table), &Method::GET | &Method::HEAD) => legacy_api::serve(engine, root_table, request).await,
+        (Route::LegacyShape(root_table), &Method::DELETE) => delete::delete_legacy_shape(engine, root_table, request).await,
         (Route::NotFound, _) => ApiError::not_found().into_response(),
         _ => ApiError::method_not_allowed().into_response(),
     };
 
-    add_cors_headers(&mut response, origin, route == Route::Shape);
+    match route {
+        // The 2024 dialect sends its own CORS headers, and none on DELETE.
+        Route::LegacyShape(_) if method == Method::DELETE => {}
+        Route::LegacyShape(_) => legacy_api::add_cors_headers(&mut response),
+        _ => add_cors_headers(&mut response, origin, route == Route::Shape),
+    }
     if method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }
@@ -123,14 +144,14 @@ fn add_cors_headers(response: &mut Response, origin: Option<HeaderValue>, shape_
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.unwrap_or(HeaderValue::from_static("*")));
     headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
-    let methods = if shape_route { "GET, HEAD, OPTIONS" } else { "GET, HEAD" };
+    let methods = if shape_route { "GET, HEAD, DELETE, OPTIONS" } else { "GET, HEAD" };
     headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
     headers.insert(header::VARY, HeaderValue::from_static("origin"));
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_path;
+    use super::{normalise_path, Route};
 
     #[test]
     fn path_variants_normalise_to_one() {
@@ -140,5 +161,15 @@ mod tests {
         assert_eq!(normalise_path("/").as_deref(), Some("/"));
         assert_eq!(normalise_path("/v1/../shape"), None);
         assert_eq!(normalise_path("/%ff"), None);
+    }
+
+    #[test]
+    fn table_path_is_the_2024_route() {
+        let route = |raw: &str| Route::from_normalised_path(&normalise_path(raw).unwrap());
+        assert_eq!(route("/v1/shape/items"), Route::LegacyShape("items".into()));
+        assert_eq!(route("/v1//shape/app.Items/"), Route::LegacyShape("app.Items".into()));
+        assert_eq!(route("/v1/shape/Order%20Items"), Route::LegacyShape("Order Items".into()));
+        assert_eq!(route("/v1/shape/"), Route::Shape);
+        assert_eq!(route("/v1/shapes"), Route::NotFound);
     }
 }

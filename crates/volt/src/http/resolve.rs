@@ -24,7 +24,7 @@ impl ShapeQuery {
     }
 
     /// True when `definition` is what this query asks for, judged without the catalog.
-    fn matches(&self, definition: &ShapeDefinition) -> bool {
+    pub(crate) fn matches(&self, definition: &ShapeDefinition) -> bool {
         let table = &definition.table;
         let columns_match = match &self.columns {
             None => definition.selected.len() == table.columns.len(),
