@@ -69,7 +69,8 @@ pub struct Args {
 }
 
 /// Environment variables that Electric reads for settings Volt names otherwise: option id,
-/// variable. Each one applies only when neither the option nor its own variable is set.
+/// variable. Each one applies only when neither the option, nor its own variable, nor an
+/// earlier variable in this list for the same option is set.
 const ELECTRIC_ENV_NAMES: [(&str, &str); 4] = [
     ("cache_max_age_s", "CACHE_MAX_AGE"),
     ("cache_stale_age_s", "CACHE_STALE_AGE"),
@@ -116,8 +117,9 @@ impl Args {
     {
         let matches = Args::command().try_get_matches_from(args)?;
         let mut parsed = Args::from_arg_matches(&matches)?;
+        let mut applied: Vec<&str> = Vec::new();
         for (id, variable) in ELECTRIC_ENV_NAMES {
-            if matches.value_source(id) != Some(ValueSource::DefaultValue) {
+            if matches.value_source(id) != Some(ValueSource::DefaultValue) || applied.contains(&id) {
                 continue;
             }
             let Some(value) = read_env(variable).filter(|value| !value.is_empty()) else {
@@ -126,8 +128,9 @@ impl Args {
             match id {
                 "cache_max_age_s" => parsed.cache_max_age_s = parse_seconds(variable, &value)?,
                 "cache_stale_age_s" => parsed.cache_stale_age_s = parse_seconds(variable, &value)?,
-                _ => parsed.allow_shape_deletion |= parse_boolean(variable, &value)?,
+                _ => parsed.allow_shape_deletion = parse_boolean(variable, &value)?,
             }
+            applied.push(id);
         }
         Ok(parsed)
     }
@@ -208,6 +211,8 @@ mod tests {
         assert!(!args.allow_shape_deletion);
         let args = parse(&["--allow-shape-deletion"], &[("ENABLE_INTEGRATION_TESTING", "false")]).unwrap();
         assert!(args.allow_shape_deletion);
+        let args = parse(&[], &[("ENABLE_INTEGRATION_TESTING", "false"), ("ELECTRIC_ENABLE_INTEGRATION_TESTING", "true")]).unwrap();
+        assert!(!args.allow_shape_deletion);
     }
 
     #[test]
