@@ -197,6 +197,7 @@ async fn invalid_requests_get_2024_error_bodies() {
     assert_eq!(status, 404);
     assert_eq!(json_of(&body), json!({"status": "Not found"}));
     assert!(!headers.contains_key("access-control-allow-origin"), "DELETE responses of the 2024 dialect carry no CORS headers");
+    assert!(headers.contains_key("x-request-id"));
     let (status, _, body) = delete(&volt, "/v1/shape?table=things").await;
     assert_eq!(status, 405);
     assert_eq!(json_of(&body), json!({"message": "DELETE not allowed"}));
@@ -232,6 +233,8 @@ async fn responses_carry_2024_headers() {
     assert_eq!(header(&headers, "access-control-allow-methods"), Some("GET, POST, OPTIONS"));
     assert!(!headers.contains_key("pragma"));
     assert!(!headers.contains_key("electric-handle"), "the 2024 dialect has its own header names");
+    assert!(header(&headers, "server").unwrap().starts_with("Volt/"));
+    assert_eq!(header(&headers, "x-request-id").map(str::len), Some(20));
     assert_eq!(
         json_of(&body),
         json!([
@@ -337,6 +340,19 @@ async fn responses_carry_2024_headers() {
     let (status, headers, _) = get(&volt, &format!("/v1/shape/items?offset=99999999999_0&shape_id={shape_id}")).await;
     assert_eq!(status, 409);
     assert_eq!(header(&headers, "x-electric-shape-id"), Some(shape_id.as_str()));
+
+    // A request id from the client comes back; each other request gets its own.
+    let response = volt
+        .http
+        .get(format!("{}/v1/shape/items?offset=-1", volt.base_url))
+        .header("x-request-id", "client-request-id-0001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(response.headers(), "x-request-id"), Some("client-request-id-0001"));
+    let (_, first, _) = get(&volt, "/v1/shape/items?offset=-1").await;
+    let (_, second, _) = get(&volt, "/v1/shape/items?offset=-1").await;
+    assert_ne!(header(&first, "x-request-id"), header(&second, "x-request-id"));
 
     // HEAD gets the headers without a body.
     let response = volt.http.head(format!("{}/v1/shape/items?offset=-1", volt.base_url)).send().await.unwrap();

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use rand::Rng;
 use serde_json::Value;
 
 use super::reader::{self, ReadError};
@@ -434,6 +435,21 @@ fn json_response(status: StatusCode, body: String) -> Response {
 fn header_value(text: &str) -> HeaderValue {
     // Every value here is built by Volt from ASCII (ids, offsets, JSON with escapes).
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Request header whose value the 2024 dialect sends back, or creates when it is missing.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Sets the headers every 2024 response carries: `server`, and `x-request-id` with the
+/// client's id when it has 20 to 200 characters, else a new random one.
+pub fn add_server_headers(response: &mut Response, request_id: Option<HeaderValue>) {
+    let request_id = request_id.filter(|id| (20..=200).contains(&id.len())).unwrap_or_else(|| {
+        let id: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(20).map(char::from).collect();
+        header_value(&id)
+    });
+    let headers = response.headers_mut();
+    headers.insert(header::SERVER, HeaderValue::from_static(concat!("Volt/", env!("CARGO_PKG_VERSION"))));
+    headers.insert(REQUEST_ID_HEADER, request_id);
 }
 
 /// Sets the CORS headers of the 2024 dialect: any origin, every header readable.

@@ -58,6 +58,7 @@ async fn dispatch(State(engine): State<Arc<Engine>>, request: Request) -> Respon
         None => Route::NotFound,
     };
     let origin = request.headers().get(header::ORIGIN).cloned();
+    let request_id = request.headers().get(legacy_api::REQUEST_ID_HEADER).cloned();
     let method = request.method().clone();
 
     let mut response = match (&route, &method) {
@@ -74,8 +75,12 @@ async fn dispatch(State(engine): State<Arc<Engine>>, request: Request) -> Respon
 
     match route {
         // The 2024 dialect sends its own CORS headers, and none on DELETE.
-        Route::LegacyShape(_) if method == Method::DELETE => {}
-        Route::LegacyShape(_) => legacy_api::add_cors_headers(&mut response),
+        Route::LegacyShape(_) => {
+            legacy_api::add_server_headers(&mut response, request_id);
+            if method != Method::DELETE {
+                legacy_api::add_cors_headers(&mut response);
+            }
+        }
         _ => add_cors_headers(&mut response, origin, route == Route::Shape),
     }
     if method == Method::HEAD {
