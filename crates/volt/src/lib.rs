@@ -10,6 +10,7 @@ pub mod engine;
 pub mod http;
 pub mod pg;
 pub mod position;
+mod recovery;
 pub mod replication;
 pub mod shape;
 pub mod storage;
@@ -29,6 +30,7 @@ use crate::replication::stream::{self, StreamNames};
 use crate::replication::{ApplierHandle, APPLY_QUEUE_CAPACITY};
 use crate::shape::Registry;
 use crate::storage::crashsafe;
+use crate::storage::journal::Journal;
 
 /// Why Volt could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +68,9 @@ impl Server {
             move |source| StartError::Storage { path, source }
         };
         crashsafe::create_dir_all(&settings.storage_dir).map_err(storage_error(&settings.storage_dir))?;
-        // Shape logs do not survive a restart yet: clients of old handles get 409 and resync.
         let shapes_dir = settings.storage_dir.join("shapes");
-        crashsafe::remove_dir_all(&shapes_dir).map_err(storage_error(&shapes_dir))?;
         crashsafe::create_dir_all(&shapes_dir).map_err(storage_error(&shapes_dir))?;
+        let (journal, journal_state) = Journal::open(&settings.storage_dir).map_err(storage_error(&settings.storage_dir))?;
 
         let (embedded, database_url) = match &settings.database_url {
             Some(url) => (None, url.clone()),
@@ -90,9 +91,10 @@ impl Server {
         tracing::info!(database = %connection.describe(), "connecting to Postgres");
 
         let names = StreamNames { publication: settings.publication.clone(), slot: settings.slot.clone() };
-        let start_lsn = stream::prepare(&connection, &names).await?;
+        let slot = stream::prepare(&connection, &names).await?;
+        let start_lsn = slot.confirmed;
 
-        let registry = Arc::new(Registry::new(shapes_dir));
+        let registry = Arc::new(Registry::new(shapes_dir.clone()));
         let (apply_tx, apply_rx) = mpsc::channel(APPLY_QUEUE_CAPACITY);
         let applier_handle = ApplierHandle::new(apply_tx);
         let (acknowledged_tx, acknowledged_rx) = watch::channel(start_lsn);
@@ -101,8 +103,11 @@ impl Server {
             registry.clone(),
             ApplierSettings { chunk_bytes_max: settings.chunk_bytes_max },
             ApplierOutputs { acknowledged: acknowledged_tx, global_last_seen_lsn: global_last_seen_lsn.clone() },
+            journal,
             start_lsn,
         );
+        let mut applier = applier;
+        recovery::restore_shapes(&connection, &shapes_dir, &journal_state, slot, &registry, &mut applier).await;
         let applier_thread = std::thread::Builder::new()
             .name("volt-applier".into())
             .spawn(move || applier.run(apply_rx))

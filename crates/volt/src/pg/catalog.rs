@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::names::RelationName;
 
 /// A column as the catalog describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnInfo {
     pub name: String,
     pub type_oid: u32,
@@ -26,7 +26,7 @@ pub struct ColumnInfo {
 }
 
 /// A table that shapes can be built on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableInfo {
     pub oid: u32,
     pub name: RelationName,

@@ -4,7 +4,7 @@
 const IDENTIFIER_BYTES_MAX: usize = 63;
 
 /// A table named by schema and table, both as stored in the catalog (already case-folded).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct RelationName {
     pub schema: String,
     pub table: String,

@@ -24,6 +24,7 @@ use super::changes::{entries_for_change, Change};
 use super::routes::{SinkId, TableRoutes};
 use crate::shape::messages::Entry;
 use crate::shape::{Registry, Shape, ShapeHandle};
+use crate::storage::journal::{Journal, LogProgress};
 use crate::storage::records::{RecordKind, RecordWriter, HEADER_BYTES};
 
 /// Inputs handled between two group commits at most. Bounds how long readers wait for a
@@ -34,6 +35,8 @@ const BATCH_INPUTS_MAX: usize = 2048;
 const WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
 /// Distance in bytes between the index samples readers start scanning from.
 const INDEX_SAMPLE_BYTES: u64 = 64 << 10;
+/// Wait between attempts to write while the disk is full.
+const DISK_FULL_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Settings of the applier.
 #[derive(Debug, Clone)]
@@ -92,6 +95,9 @@ struct Sink {
     mode_sequence: u64,
     /// Sequence number of the last transaction that gave this shape entries.
     touched_sequence: u64,
+    /// Transactions committed at or before this LSN are already in the log: after a restart
+    /// the slot sends them again, and they are skipped.
+    resume_lsn: u64,
     /// The last entry of the current transaction, written once the next one (or the commit)
     /// shows whether it is the transaction's last for this shape.
     pending_entry: Option<Entry>,
@@ -122,19 +128,24 @@ struct CommittedLog {
 impl Sink {
     fn new(shape: Arc<Shape>, chunk_bytes_max: u64) -> std::io::Result<Self> {
         let writer = RecordWriter::create(&shape.log_path())?;
+        Ok(Self::new_with_writer(shape, writer, chunk_bytes_max))
+    }
+
+    fn new_with_writer(shape: Arc<Shape>, writer: RecordWriter, chunk_bytes_max: u64) -> Self {
         let committed = CommittedLog {
             latest: LogOffset::SNAPSHOT_END,
             end_position: HEADER_BYTES,
             chunk_bytes: 0,
             last_sample_position: HEADER_BYTES,
         };
-        Ok(Sink {
+        Sink {
             shape,
             writer,
             state: SinkState::AwaitingSnapshot { held: Vec::new() },
             mode: TransactionMode::Skip,
             mode_sequence: 0,
             touched_sequence: 0,
+            resume_lsn: 0,
             pending_entry: None,
             holding: Vec::new(),
             xid: 0,
@@ -149,7 +160,7 @@ impl Sink {
             unpublished_samples: Vec::new(),
             unpublished_chunks: Vec::new(),
             dirty: false,
-        })
+        }
     }
 
     /// Decides once per transaction whether this shape applies, holds back or skips it.
@@ -158,6 +169,7 @@ impl Sink {
             self.mode_sequence = transaction.sequence;
             self.xid = transaction.xid;
             self.mode = match &self.state {
+                _ if transaction.commit_lsn <= self.resume_lsn => TransactionMode::Skip,
                 SinkState::AwaitingSnapshot { .. } => TransactionMode::Hold,
                 SinkState::Known(snapshot) if snapshot.saw(transaction.xid) => TransactionMode::Skip,
                 SinkState::Known(_) => TransactionMode::Apply,
@@ -264,6 +276,11 @@ impl Sink {
 pub struct Applier {
     registry: Arc<Registry>,
     settings: ApplierSettings,
+    journal: Journal,
+    /// Handles of shapes removed since the last journal commit.
+    removed: Vec<String>,
+    /// Set after a failure that makes further progress unsafe.
+    stopped: bool,
     outputs: ApplierOutputs,
     sinks: HashMap<SinkId, Sink>,
     sink_ids: HashMap<ShapeHandle, SinkId>,
@@ -287,11 +304,14 @@ pub struct Applier {
 }
 
 impl Applier {
-    pub fn new(registry: Arc<Registry>, settings: ApplierSettings, outputs: ApplierOutputs, start_lsn: Lsn) -> Self {
+    pub fn new(registry: Arc<Registry>, settings: ApplierSettings, outputs: ApplierOutputs, journal: Journal, start_lsn: Lsn) -> Self {
         Applier {
             registry,
             settings,
             outputs,
+            journal,
+            removed: Vec::new(),
+            stopped: false,
             sinks: HashMap::new(),
             sink_ids: HashMap::new(),
             next_sink_id: 1,
@@ -311,6 +331,9 @@ impl Applier {
     /// Processes inputs until every sender is gone. Runs on its own thread.
     pub fn run(mut self, mut inputs: mpsc::Receiver<ApplyInput>) {
         while let Some(input) = inputs.blocking_recv() {
+            if self.stopped {
+                break;
+            }
             self.handle(input);
             let mut handled = 1;
             while handled < BATCH_INPUTS_MAX {
@@ -332,6 +355,16 @@ impl Applier {
         match input {
             ApplyInput::Event(event) => self.handle_event(event),
             ApplyInput::StreamLost => self.abort_transaction(),
+            ApplyInput::SlotRecreated => {
+                self.abort_transaction();
+                let ids: Vec<SinkId> = self.sinks.keys().copied().collect();
+                for id in ids {
+                    self.rotate(id, "the replication slot was created again");
+                }
+                // The new slot starts at the server's current position, after everything the
+                // old one could still have sent.
+                self.last_commit_lsn = 0;
+            }
             command if self.transaction.is_some() => self.deferred.push(command),
             ApplyInput::Register { shape, done } => {
                 let _ = done.send(self.register(shape));
@@ -370,10 +403,34 @@ impl Applier {
         Ok(())
     }
 
+    /// Adds a shape restored from disk after a restart: its snapshot is known and its log
+    /// is durable up to `shape.log_head()`.
+    pub fn restore(&mut self, shape: Arc<Shape>, snapshot: PgSnapshot) -> std::io::Result<()> {
+        let head = shape.log_head();
+        let writer = RecordWriter::open_existing(&shape.log_path(), head.end_position)?;
+        let mut sink = Sink::new_with_writer(shape.clone(), writer, self.settings.chunk_bytes_max);
+        sink.state = SinkState::Known(snapshot);
+        sink.resume_lsn = head.latest.tx;
+        let (last_sample_position, last_chunk_end) = shape.index_tail();
+        sink.last_written = head.latest;
+        sink.last_sample_position = last_sample_position.unwrap_or(HEADER_BYTES);
+        sink.chunk_bytes = head.end_position - last_chunk_end.unwrap_or(HEADER_BYTES);
+        sink.mark_committed();
+        sink.dirty = false;
+
+        let id = self.next_sink_id;
+        self.next_sink_id += 1;
+        self.by_table.entry(shape.definition.table.oid).or_default().add(id, shape.definition.routing_key());
+        self.sink_ids.insert(shape.handle.clone(), id);
+        self.sinks.insert(id, sink);
+        Ok(())
+    }
+
     fn drop_sink(&mut self, handle: &ShapeHandle) {
         let Some(id) = self.sink_ids.remove(handle) else {
             return;
         };
+        self.removed.push(handle.as_str().to_owned());
         if let Some(sink) = self.sinks.remove(&id) {
             let oid = sink.shape.definition.table.oid;
             if let Some(routes) = self.by_table.get_mut(&oid) {
@@ -574,9 +631,14 @@ impl Applier {
         let Some(sink) = self.sinks.get_mut(&id) else {
             return;
         };
-        if let Err(error) = sink.writer.flush(false) {
-            tracing::error!(handle = %sink.shape.handle, %error, "cannot write a shape log");
-            self.rotate(id, "shape log write failed");
+        match sink.writer.flush(false) {
+            // The buffer stays, and the next group commit retries until space returns.
+            Err(error) if is_disk_full(&error) => {}
+            Err(error) => {
+                tracing::error!(handle = %sink.shape.handle, %error, "cannot write a shape log");
+                self.rotate(id, "shape log write failed");
+            }
+            Ok(_) => {}
         }
     }
 
@@ -584,15 +646,58 @@ impl Applier {
     /// LSN: the group commit.
     fn flush(&mut self) {
         let mut failed = Vec::new();
+        let mut synced = Vec::new();
         for id in std::mem::take(&mut self.dirty) {
             let Some(sink) = self.sinks.get_mut(&id).filter(|sink| sink.dirty) else {
                 continue;
             };
-            if let Err(error) = sink.writer.flush(true) {
-                tracing::error!(handle = %sink.shape.handle, %error, "cannot sync a shape log");
-                failed.push(id);
-                continue;
+            match retry_while_disk_full(&sink.shape.dir, || sink.writer.flush(true)) {
+                Ok(_) => synced.push(id),
+                Err(error) => {
+                    tracing::error!(handle = %sink.shape.handle, %error, "cannot sync a shape log");
+                    failed.push(id);
+                }
             }
+        }
+        for id in failed {
+            self.rotate(id, "shape log sync failed");
+        }
+
+        let mut acknowledged = self.last_commit_end_lsn;
+        if self.transaction.is_none() {
+            acknowledged = acknowledged.max(self.idle_wal_end);
+        }
+
+        // The journal makes the synced ends survive a restart; only after it is durable may
+        // readers see the entries and Postgres forget the WAL behind them.
+        let progress: Vec<LogProgress<'_>> = synced
+            .iter()
+            .filter_map(|id| self.sinks.get(id))
+            .map(|sink| LogProgress {
+                shape: sink.shape.handle.as_str(),
+                latest: sink.committed.latest,
+                end_position: sink.committed.end_position,
+                new_samples: &sink.unpublished_samples,
+                new_chunk_ends: &sink.unpublished_chunks,
+            })
+            .collect();
+        let journal = &mut self.journal;
+        let removed = &self.removed;
+        let storage_dir = self.registry.shapes_dir().to_owned();
+        if let Err(error) = retry_while_disk_full(&storage_dir, || journal.commit(&progress, removed, acknowledged)) {
+            // Without the journal nothing new could be trusted after a restart, so nothing
+            // more is applied, published or acknowledged.
+            tracing::error!(%error, "cannot write the journal; Volt stops applying changes until it is restarted");
+            self.stopped = true;
+            return;
+        }
+        drop(progress);
+        self.removed.clear();
+
+        for id in synced {
+            let Some(sink) = self.sinks.get_mut(&id) else {
+                continue;
+            };
             sink.dirty = false;
             let committed = sink.committed;
             sink.shape.publish_log(
@@ -602,13 +707,8 @@ impl Applier {
                 &mut sink.unpublished_chunks,
             );
         }
-        for id in failed {
-            self.rotate(id, "shape log sync failed");
-        }
-
-        let mut acknowledged = self.last_commit_end_lsn;
-        if self.transaction.is_none() {
-            acknowledged = acknowledged.max(self.idle_wal_end);
+        if self.journal.needs_compaction() {
+            self.compact_journal(acknowledged);
         }
         self.outputs.acknowledged.send_if_modified(|current| {
             if acknowledged > current.0 {
@@ -620,6 +720,66 @@ impl Applier {
         });
         self.outputs.global_last_seen_lsn.fetch_max(acknowledged, Ordering::Relaxed);
     }
+}
+
+impl Applier {
+    /// Rewrites the journal with the full state of every live log.
+    fn compact_journal(&mut self, acknowledged: u64) {
+        let states: Vec<(String, crate::shape::store::LogHead, Vec<(LogOffset, u64)>, Vec<(LogOffset, u64)>)> = self
+            .sinks
+            .values()
+            .map(|sink| {
+                let (samples, chunk_ends) = sink.shape.index_snapshot();
+                (sink.shape.handle.as_str().to_owned(), sink.shape.log_head(), samples, chunk_ends)
+            })
+            .collect();
+        let progress: Vec<LogProgress<'_>> = states
+            .iter()
+            .map(|(handle, head, samples, chunk_ends)| LogProgress {
+                shape: handle,
+                latest: head.latest,
+                end_position: head.end_position,
+                new_samples: samples,
+                new_chunk_ends: chunk_ends,
+            })
+            .collect();
+        match self.journal.compact(&progress, acknowledged) {
+            Ok(()) => tracing::info!(shapes = progress.len(), "compacted the journal"),
+            Err(error) => tracing::warn!(%error, "cannot compact the journal; it keeps growing"),
+        }
+    }
+}
+
+/// Runs `write` until it succeeds or fails for a reason other than a full disk. While the
+/// disk is full nothing is acknowledged and the stream waits, so nothing is lost; the error
+/// is logged once, with what to do.
+fn retry_while_disk_full<T>(dir: &std::path::Path, mut write: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut logged = false;
+    loop {
+        match write() {
+            Err(error) if is_disk_full(&error) => {
+                if !logged {
+                    tracing::error!(
+                        dir = %dir.display(),
+                        %error,
+                        "the disk is full: free space there; Volt retries every second and acknowledges nothing meanwhile"
+                    );
+                    logged = true;
+                }
+                std::thread::sleep(DISK_FULL_RETRY);
+            }
+            result => {
+                if logged && result.is_ok() {
+                    tracing::info!(dir = %dir.display(), "disk space is available again; resuming");
+                }
+                return result;
+            }
+        }
+    }
+}
+
+fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) || error.kind() == std::io::ErrorKind::StorageFull
 }
 
 /// True when the stream's description of a table matches what the shape was built from.

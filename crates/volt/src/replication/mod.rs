@@ -37,6 +37,9 @@ pub enum ApplyInput {
     Register { shape: Arc<Shape>, done: oneshot::Sender<Result<(), String>> },
     /// A shape's snapshot was taken; its held transactions can be sorted out.
     SnapshotTaken { shape: Arc<Shape>, snapshot: PgSnapshot, done: oneshot::Sender<Result<(), String>> },
+    /// The slot was created again, so the changes between the old and the new slot are lost:
+    /// every shape must be removed and its clients resync.
+    SlotRecreated,
     /// A shape was removed; stop writing its log.
     Unregister { shape: Arc<Shape> },
 }

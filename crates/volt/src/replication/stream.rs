@@ -32,9 +32,19 @@ pub enum SetupError {
     Invalid(String),
 }
 
+/// The slot as `prepare` found or made it.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotState {
+    /// Where streaming resumes: the slot's confirmed position.
+    pub confirmed: Lsn,
+    /// True when the slot was created (or re-created) just now, so no earlier position can be
+    /// resumed and every existing shape has lost changes.
+    pub created: bool,
+}
+
 /// Checks the server, creates the publication and the slot when they are missing, and
-/// returns the slot's confirmed position, where streaming resumes.
-pub async fn prepare(connection: &ConnectionSettings, names: &StreamNames) -> Result<Lsn, SetupError> {
+/// returns the slot's state. A slot whose WAL is lost is dropped and created again.
+pub async fn prepare(connection: &ConnectionSettings, names: &StreamNames) -> Result<SlotState, SetupError> {
     if !is_valid_slot_name(&names.slot) {
         return Err(SetupError::Invalid(format!(
             "invalid replication slot name {:?}: use 1 to 63 lower-case letters, digits or underscores",
@@ -66,31 +76,34 @@ pub async fn prepare(connection: &ConnectionSettings, names: &StreamNames) -> Re
 
     let slot = client
         .query_opt(
-            "SELECT confirmed_flush_lsn::text, plugin::text, wal_status FROM pg_replication_slots WHERE slot_name = $1",
+            "SELECT confirmed_flush_lsn::text, plugin::text, wal_status::text FROM pg_replication_slots WHERE slot_name = $1",
             &[&names.slot],
         )
         .await?;
-    let confirmed = match slot {
-        Some(row) => {
-            let plugin: Option<String> = row.get(1);
-            if plugin.as_deref() != Some("pgoutput") {
-                return Err(SetupError::Invalid(format!(
-                    "replication slot {} exists but does not use pgoutput; drop it or choose another --slot",
-                    names.slot
-                )));
-            }
+    if let Some(row) = slot {
+        let plugin: Option<String> = row.get(1);
+        if plugin.as_deref() != Some("pgoutput") {
+            return Err(SetupError::Invalid(format!(
+                "replication slot {} exists but does not use pgoutput; drop it or choose another --slot",
+                names.slot
+            )));
+        }
+        let wal_status: Option<String> = row.get(2);
+        if wal_status.as_deref() != Some("lost") {
             let lsn: Option<String> = row.get(0);
-            lsn.unwrap_or_else(|| "0/0".to_owned())
+            let confirmed = lsn.unwrap_or_else(|| "0/0".to_owned()).parse().map_err(SetupError::Invalid)?;
+            return Ok(SlotState { confirmed, created: false });
         }
-        None => {
-            let row = client
-                .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot])
-                .await?;
-            tracing::info!(slot = %names.slot, "created the replication slot");
-            row.get(0)
-        }
-    };
-    confirmed.parse().map_err(SetupError::Invalid)
+        // Postgres removed WAL the slot still needed: changes are gone for good.
+        tracing::warn!(slot = %names.slot, "the replication slot lost WAL it needed; creating it again, and every shape will resync");
+        client.execute("SELECT pg_drop_replication_slot($1)", &[&names.slot]).await?;
+    }
+    let row = client
+        .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&names.slot])
+        .await?;
+    tracing::info!(slot = %names.slot, "created the replication slot");
+    let confirmed = row.get::<_, String>(0).parse().map_err(SetupError::Invalid)?;
+    Ok(SlotState { confirmed, created: true })
 }
 
 /// Postgres accepts only these characters in slot names, and the walsender command that
@@ -129,6 +142,16 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+        // The slot may have been dropped or invalidated behind Volt's back.
+        match prepare(&connection, &names).await {
+            Ok(state) if state.created => {
+                if applier.send(ApplyInput::SlotRecreated).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(slot = %names.slot, %error, "cannot check the replication slot"),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! serves every client that asks for the same definition.
 
 pub mod messages;
+pub mod persist;
 pub mod registry;
 pub mod snapshot;
 pub mod store;
@@ -16,7 +17,8 @@ pub use registry::Registry;
 pub use store::Shape;
 
 /// How much of a row updates and deletes carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReplicaMode {
     /// Updates carry the key and the changed columns, deletes the key.
     #[default]

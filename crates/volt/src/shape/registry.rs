@@ -26,6 +26,18 @@ impl Registry {
         Registry { shapes_dir, inner: Mutex::new(Inner::default()) }
     }
 
+    /// Directory holding one directory per shape.
+    pub fn shapes_dir(&self) -> &std::path::Path {
+        &self.shapes_dir
+    }
+
+    /// Adds a shape restored from disk.
+    pub fn insert_restored(&self, shape: Arc<Shape>) {
+        let mut inner = self.inner.lock().expect("registry lock");
+        inner.by_identity.insert(shape.definition.identity(), shape.clone());
+        inner.by_handle.insert(shape.handle.clone(), shape);
+    }
+
     pub fn get_by_handle(&self, handle: &ShapeHandle) -> Option<Arc<Shape>> {
         self.inner.lock().expect("registry lock").by_handle.get(handle).cloned()
     }

@@ -14,7 +14,7 @@ use futures_util::{pin_mut, StreamExt};
 use tokio_postgres::Client;
 
 use super::messages::{self, ColumnValue, Row};
-use super::Shape;
+use super::{persist, Shape};
 use crate::engine::Engine;
 use crate::pg::names::quote_identifier;
 use crate::pg::visibility::PgSnapshot;
@@ -188,6 +188,15 @@ impl<'a> SnapshotSink<'a> {
         let end_message = messages::snapshot_end(snapshot);
         self.writer.append(RecordKind::Control, LogOffset::snapshot_chunk(self.chunk), &end_message);
         let end = tokio::task::block_in_place(|| self.writer.flush(true))?;
+        let mut chunk_ends = self.shape.watch_snapshot().borrow().chunk_ends.clone();
+        if chunk_ends.last() != Some(&end) {
+            chunk_ends.push(end);
+        }
+        // The metadata is what makes the shape survive a restart, so it is written only once
+        // the snapshot is durable.
+        tokio::task::block_in_place(|| {
+            persist::write(&self.shape.dir, &self.shape.handle, &self.shape.definition, snapshot, &chunk_ends)
+        })?;
         self.shape.publish_snapshot_finished(end);
         Ok(self.rows)
     }

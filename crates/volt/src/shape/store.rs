@@ -100,6 +100,29 @@ impl Shape {
         })
     }
 
+    /// Rebuilds a shape from its stored metadata and the journal's record of its log.
+    pub fn restore(
+        handle: ShapeHandle,
+        definition: ShapeDefinition,
+        dir: PathBuf,
+        snapshot_chunk_ends: Vec<u64>,
+        latest: LogOffset,
+        end_position: u64,
+        index: LogIndex,
+    ) -> Arc<Self> {
+        let shape = Shape::new(handle, definition, dir);
+        shape.snapshot.send_modify(|progress| {
+            progress.chunk_ends = snapshot_chunk_ends;
+            progress.finished = true;
+        });
+        *shape.log_index.write().expect("log index lock") = index;
+        shape.log.send_modify(|head| {
+            head.latest = latest;
+            head.end_position = end_position;
+        });
+        shape
+    }
+
     pub fn snapshot_path(&self) -> PathBuf {
         self.dir.join(SNAPSHOT_FILE)
     }
@@ -155,6 +178,18 @@ impl Shape {
             head.latest = head_latest;
             head.end_position = end_position;
         });
+    }
+
+    /// Returns the last index sample's position and the last chunk end's position.
+    pub fn index_tail(&self) -> (Option<u64>, Option<u64>) {
+        let index = self.log_index.read().expect("log index lock");
+        (index.samples.last().map(|(_, position)| *position), index.chunk_ends.last().map(|(_, position)| *position))
+    }
+
+    /// Returns a copy of the log index: samples and chunk ends.
+    pub fn index_snapshot(&self) -> (Vec<(LogOffset, u64)>, Vec<(LogOffset, u64)>) {
+        let index = self.log_index.read().expect("log index lock");
+        (index.samples.clone(), index.chunk_ends.clone())
     }
 
     /// Marks the shape removed and wakes every reader waiting on it.

@@ -2,4 +2,5 @@
 //! they are built on. The format is described in `docs/storage-format.md`.
 
 pub mod crashsafe;
+pub mod journal;
 pub mod records;

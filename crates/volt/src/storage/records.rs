@@ -61,36 +61,43 @@ pub struct Record<'a> {
 pub struct RecordWriter {
     file: File,
     buffer: Vec<u8>,
+    /// File position where `buffer` starts.
     written_bytes: u64,
+    /// Bytes at the start of `buffer` already written by a flush that then failed.
+    unwritten_start: usize,
+    /// True when bytes were written since the last sync.
+    unsynced: bool,
 }
 
 impl RecordWriter {
     /// Creates a new record file with its header. The file must not exist.
     pub fn create(path: &Path) -> io::Result<Self> {
         let mut file = crashsafe::create_new_file(path)?;
-        let mut header = Vec::with_capacity(HEADER_BYTES as usize);
-        header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        header.extend_from_slice(&[0; 4]);
-        file.write_all(&header)?;
+        file.write_all(&file_header())?;
         crashsafe::sync_data(&file)?;
-        Ok(RecordWriter { file, buffer: Vec::new(), written_bytes: HEADER_BYTES })
+        Ok(RecordWriter { file, buffer: Vec::new(), written_bytes: HEADER_BYTES, unwritten_start: 0, unsynced: false })
+    }
+
+    /// Opens an existing record file for appending after `end`, cutting anything after it:
+    /// bytes past the last durable position are a torn tail from a crash.
+    pub fn open_existing(path: &Path, end: u64) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new().read(true).append(true).open(path)?;
+        check_header(&file)?;
+        let length = file.metadata()?.len();
+        if length < end {
+            return Err(corrupt(&format!("{} is {length} bytes long, shorter than its recorded end {end}", path.display())));
+        }
+        if length > end {
+            file.set_len(end)?;
+            crashsafe::sync_data(&file)?;
+        }
+        Ok(RecordWriter { file, buffer: Vec::new(), written_bytes: end, unwritten_start: 0, unsynced: false })
     }
 
     /// Appends a record to the buffer and returns the file position where it starts.
     pub fn append(&mut self, kind: RecordKind, offset: LogOffset, json: &[u8]) -> u64 {
         let position = self.end_position();
-        let payload_bytes = PAYLOAD_PREFIX_BYTES + json.len();
-        let mut prefix = [0u8; PAYLOAD_PREFIX_BYTES];
-        prefix[0] = kind as u8;
-        prefix[1..9].copy_from_slice(&offset.tx.to_le_bytes());
-        prefix[9..17].copy_from_slice(&offset.op.to_le_bytes());
-        let checksum = crc32c::crc32c_append(crc32c::crc32c(&prefix), json);
-
-        self.buffer.extend_from_slice(&(payload_bytes as u32).to_le_bytes());
-        self.buffer.extend_from_slice(&checksum.to_le_bytes());
-        self.buffer.extend_from_slice(&prefix);
-        self.buffer.extend_from_slice(json);
+        encode_record(&mut self.buffer, kind, offset, json);
         position
     }
 
@@ -104,15 +111,27 @@ impl RecordWriter {
         self.buffer.len()
     }
 
-    /// Writes the buffer and, when `sync` is true, makes it durable. Returns the new end.
+    /// Writes the buffer and, when `sync` is true, makes everything written durable. Returns
+    /// the new end. After an error (a full disk, say) the writer stays consistent and a later
+    /// call continues where this one stopped.
     pub fn flush(&mut self, sync: bool) -> io::Result<u64> {
-        if !self.buffer.is_empty() {
-            self.file.write_all(&self.buffer)?;
-            self.written_bytes += self.buffer.len() as u64;
-            self.buffer.clear();
-            if sync {
-                crashsafe::sync_data(&self.file)?;
+        while self.unwritten_start < self.buffer.len() {
+            match self.file.write(&self.buffer[self.unwritten_start..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the file accepted no bytes")),
+                Ok(written) => {
+                    self.unwritten_start += written;
+                    self.unsynced = true;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
             }
+        }
+        self.written_bytes += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.unwritten_start = 0;
+        if sync && self.unsynced {
+            crashsafe::sync_data(&self.file)?;
+            self.unsynced = false;
         }
         Ok(self.written_bytes)
     }
@@ -120,13 +139,17 @@ impl RecordWriter {
     /// Drops everything after `position`, buffered or written: the records of a transaction
     /// that will not complete.
     pub fn truncate(&mut self, position: u64) -> io::Result<()> {
-        if position >= self.written_bytes {
+        let in_file = self.written_bytes + self.unwritten_start as u64;
+        if position >= in_file {
             self.buffer.truncate((position - self.written_bytes) as usize);
             return Ok(());
         }
-        self.buffer.clear();
+        // Part of what goes already reached the file; what stays is all in the file.
         self.file.set_len(position)?;
         self.written_bytes = position;
+        self.buffer.clear();
+        self.unwritten_start = 0;
+        self.unsynced = true;
         Ok(())
     }
 
@@ -134,6 +157,58 @@ impl RecordWriter {
     pub fn reader(&self) -> io::Result<File> {
         self.file.try_clone()
     }
+}
+
+/// Appends one framed record to `out`.
+pub fn encode_record(out: &mut Vec<u8>, kind: RecordKind, offset: LogOffset, json: &[u8]) {
+    let payload_bytes = PAYLOAD_PREFIX_BYTES + json.len();
+    let mut prefix = [0u8; PAYLOAD_PREFIX_BYTES];
+    prefix[0] = kind as u8;
+    prefix[1..9].copy_from_slice(&offset.tx.to_le_bytes());
+    prefix[9..17].copy_from_slice(&offset.op.to_le_bytes());
+    let checksum = crc32c::crc32c_append(crc32c::crc32c(&prefix), json);
+    out.extend_from_slice(&(payload_bytes as u32).to_le_bytes());
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(json);
+}
+
+/// The 16-byte header every record file starts with.
+pub fn file_header() -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&[0; 4]);
+    header
+}
+
+/// Reads a whole record file and returns its records up to the first invalid one, with the
+/// file position where the valid part ends. A torn tail after a crash ends the valid part.
+pub fn read_valid_prefix(path: &Path) -> io::Result<(Vec<(RecordKind, LogOffset, Vec<u8>)>, u64)> {
+    let file = File::open(path)?;
+    check_header(&file)?;
+    let length = file.metadata()?.len();
+    let bytes = read_range(&file, HEADER_BYTES, length)?;
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    loop {
+        let Some(frame) = bytes.get(at..at + FRAME_BYTES) else {
+            break;
+        };
+        let payload_bytes = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+        let end = at + FRAME_BYTES + payload_bytes;
+        if payload_bytes < PAYLOAD_PREFIX_BYTES || end > bytes.len() {
+            break;
+        }
+        let mut valid = true;
+        for_each_record(&bytes[at..end], 0, |record| records.push((record.kind, record.offset, record.json.to_vec())))
+            .unwrap_or_else(|_| valid = false);
+        if !valid {
+            break;
+        }
+        at = end;
+    }
+    Ok((records, HEADER_BYTES + at as u64))
 }
 
 /// Checks the header of a record file opened for reading.
@@ -220,6 +295,46 @@ mod tests {
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0], (RecordKind::Change, LogOffset::new(7, 0), br#"{"a":1}"#.to_vec()));
         assert_eq!(seen[1], (RecordKind::Control, LogOffset::new(7, 2), br#"{"b":2}"#.to_vec()));
+    }
+
+    #[test]
+    fn valid_prefix_stops_at_torn_tail() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("log");
+        let mut writer = RecordWriter::create(&path).unwrap();
+        writer.append(RecordKind::Change, LogOffset::new(1, 0), b"{}");
+        let first_end = writer.end_position();
+        writer.append(RecordKind::Change, LogOffset::new(2, 0), b"{\"x\":1}");
+        let full_end = writer.flush(true).unwrap();
+        // A crash in the middle of the second record's write.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(full_end - 3).unwrap();
+        let (records, valid_end) = read_valid_prefix(&path).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(valid_end, first_end);
+
+        let mut reopened = RecordWriter::open_existing(&path, valid_end).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), first_end);
+        reopened.append(RecordKind::Change, LogOffset::new(3, 0), b"{}");
+        let end = reopened.flush(true).unwrap();
+        let (records, valid_end) = read_valid_prefix(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(valid_end, end);
+    }
+
+    #[test]
+    fn truncate_drops_written_and_buffered_bytes() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("log");
+        let mut writer = RecordWriter::create(&path).unwrap();
+        writer.append(RecordKind::Change, LogOffset::new(1, 0), b"{}");
+        let committed = writer.flush(true).unwrap();
+        writer.append(RecordKind::Change, LogOffset::new(2, 0), b"{}");
+        writer.flush(false).unwrap();
+        writer.append(RecordKind::Change, LogOffset::new(2, 2), b"{}");
+        writer.truncate(committed).unwrap();
+        assert_eq!(writer.end_position(), committed);
+        assert_eq!(writer.flush(true).unwrap(), committed);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), committed);
     }
 
     #[test]

@@ -21,7 +21,40 @@ pub struct TestVolt {
     pub server: Server,
     pub base_url: String,
     pub http: reqwest::Client,
-    _storage: tempfile::TempDir,
+    settings: volt::config::Settings,
+    storage: tempfile::TempDir,
+}
+
+/// A PostgreSQL server of a test's own, for tests that stop and start Volt beside it.
+pub struct TestPostgres {
+    pub server: volt::pg::embedded::EmbeddedPostgres,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPostgres {
+    pub async fn start() -> TestPostgres {
+        let dir = searchable_temp_dir();
+        let options = volt::pg::embedded::EmbeddedOptions {
+            data_dir: dir.path().join("data"),
+            bin_dir: None,
+            extra_settings: vec![("fsync".into(), "off".into()), ("synchronous_commit".into(), "off".into())],
+            initdb_no_sync: true,
+        };
+        let server = volt::pg::embedded::EmbeddedPostgres::start(options).await.expect("PostgreSQL starts");
+        TestPostgres { server, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// A temporary directory under /tmp that the `postgres` user can reach: when tests run as
+/// root, PostgreSQL runs as that user.
+fn searchable_temp_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("volt-test-").tempdir_in("/tmp").expect("temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
 }
 
 impl TestVolt {
@@ -33,10 +66,7 @@ impl TestVolt {
     /// Starts Volt like [`TestVolt::start`] after `adjust` changed its settings.
     pub async fn start_with(long_poll_timeout_ms: u64, adjust: impl FnOnce(&mut volt::config::Settings)) -> TestVolt {
         let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
-        // The cluster runs as the `postgres` user when tests run as root, so the directory
-        // must be searchable by others; /tmp keeps the path short.
-        let storage = tempfile::Builder::new().prefix("volt-test-").tempdir_in("/tmp").expect("temporary directory");
-        std::fs::set_permissions(storage.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let storage = searchable_temp_dir();
         let args = Args::try_parse_from(["volt", "--long-poll-timeout-ms", &long_poll_timeout_ms.to_string()]).expect("valid arguments");
         let mut settings = args.into_settings().expect("valid settings");
         // Set explicitly: variables such as DATABASE_URL in the environment must not leak in.
@@ -50,9 +80,38 @@ impl TestVolt {
             ("full_page_writes".into(), "off".into()),
         ];
         adjust(&mut settings);
-        let server = Server::start(settings).await.expect("Volt starts");
+        let server = Server::start(settings.clone()).await.expect("Volt starts");
         let base_url = format!("http://{}", server.address);
-        TestVolt { server, base_url, http: reqwest::Client::new(), _storage: storage }
+        // A restart keeps the port, so clients can carry on with the same URL.
+        settings.port = server.address.port();
+        TestVolt { server, base_url, http: reqwest::Client::new(), settings, storage }
+    }
+
+    /// Stops Volt and starts it again on the same storage, database and port.
+    pub async fn restart(self) -> TestVolt {
+        let TestVolt { server, base_url, http, settings, storage } = self;
+        server.stop().await;
+        let server = Server::start(settings.clone()).await.expect("Volt restarts");
+        TestVolt { server, base_url, http, settings, storage }
+    }
+
+    /// Stops Volt, runs `while_down` (writes to Postgres, damage to the storage), and starts
+    /// Volt again on the same storage, database and port.
+    pub async fn restart_with_writes<F, Fut>(self, while_down: F) -> TestVolt
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let TestVolt { server, base_url, http, settings, storage } = self;
+        server.stop().await;
+        while_down().await;
+        let server = Server::start(settings.clone()).await.expect("Volt restarts");
+        TestVolt { server, base_url, http, settings, storage }
+    }
+
+    /// The storage directory, for tests that damage it.
+    pub fn storage_dir(&self) -> &std::path::Path {
+        self.storage.path()
     }
 
     /// A new connection to the database Volt syncs from.
