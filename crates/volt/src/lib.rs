@@ -80,6 +80,7 @@ impl Server {
                     bin_dir: settings.pg_bin_dir.clone(),
                     extra_settings: settings.embedded_extra_settings.clone(),
                     initdb_no_sync: !settings.embedded_extra_settings.is_empty(),
+                    port: None,
                 };
                 let server = EmbeddedPostgres::start(options).await?;
                 let url = server.url();

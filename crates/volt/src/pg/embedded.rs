@@ -34,6 +34,8 @@ pub struct EmbeddedOptions {
     pub extra_settings: Vec<(String, String)>,
     /// Skip initdb's final sync (tests only).
     pub initdb_no_sync: bool,
+    /// Port to listen on; a free one is chosen when `None`.
+    pub port: Option<u16>,
 }
 
 /// Why the embedded server could not start.
@@ -89,7 +91,10 @@ impl EmbeddedPostgres {
 
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS_MAX {
-            let port = free_port().map_err(step_error("choosing a port"))?;
+            let port = match options.port {
+                Some(port) => port,
+                None => free_port().map_err(step_error("choosing a port"))?,
+            };
             let child = spawn_server(&bin_dir, &options, owner, port)?;
             let mut server = EmbeddedPostgres { child: Some(child), port, data_dir: options.data_dir.clone() };
             match server.wait_until_ready().await {

@@ -191,6 +191,11 @@ impl Sink {
     }
 
     fn write(&mut self, entry: &Entry, last: bool) {
+        if entry.offset <= self.last_written {
+            // Entries must be stored in offset order: readers and restarts rely on it.
+            tracing::error!(handle = %self.shape.handle, offset = %entry.offset, latest = %self.last_written, "refusing to store an entry out of order");
+            return;
+        }
         self.json.clear();
         self.shape.encoder.log_entry(entry, self.xid, last, &mut self.json);
         let position = self.writer.append(RecordKind::Change, entry.offset, &self.json);

@@ -34,14 +34,25 @@ pub struct TestPostgres {
 impl TestPostgres {
     pub async fn start() -> TestPostgres {
         let dir = searchable_temp_dir();
-        let options = volt::pg::embedded::EmbeddedOptions {
+        let server = volt::pg::embedded::EmbeddedPostgres::start(Self::options(&dir, None)).await.expect("PostgreSQL starts");
+        TestPostgres { server, _dir: dir }
+    }
+
+    fn options(dir: &tempfile::TempDir, port: Option<u16>) -> volt::pg::embedded::EmbeddedOptions {
+        volt::pg::embedded::EmbeddedOptions {
             data_dir: dir.path().join("data"),
             bin_dir: None,
             extra_settings: vec![("fsync".into(), "off".into()), ("synchronous_commit".into(), "off".into())],
             initdb_no_sync: true,
-        };
-        let server = volt::pg::embedded::EmbeddedPostgres::start(options).await.expect("PostgreSQL starts");
-        TestPostgres { server, _dir: dir }
+            port,
+        }
+    }
+
+    /// Stops the server (a fast shutdown) and starts it again on the same port.
+    pub async fn restart(&mut self) {
+        let port = self.server.port();
+        self.server.stop();
+        self.server = volt::pg::embedded::EmbeddedPostgres::start(Self::options(&self._dir, Some(port))).await.expect("PostgreSQL restarts");
     }
 
     pub fn url(&self) -> String {
@@ -181,6 +192,12 @@ impl ShapeClient {
 
     /// Sends one request (live once up to date) and applies its messages.
     pub async fn poll(&mut self) -> reqwest::StatusCode {
+        self.try_poll().await.unwrap_or_else(|error| panic!("{}: request failed: {error}", self.table))
+    }
+
+    /// Like [`ShapeClient::poll`], but a failed connection or a 503 is an error to retry on,
+    /// as while Volt restarts. Nothing of a failed response is applied.
+    pub async fn try_poll(&mut self) -> Result<reqwest::StatusCode, String> {
         let mut query: Vec<(&str, String)> = vec![("table", self.table.clone()), ("offset", self.offset.clone())];
         for (name, value) in &self.parameters {
             query.push((name.as_str(), value.clone()));
@@ -192,8 +209,11 @@ impl ShapeClient {
             query.push(("live", "true".to_owned()));
             query.push(("cursor", self.cursor.clone()));
         }
-        let response = self.http.get(&self.url).query(&query).send().await.expect("shape request");
+        let response = self.http.get(&self.url).query(&query).send().await.map_err(|error| error.to_string())?;
         let status = response.status();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err("503 Service Unavailable".to_owned());
+        }
         let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         if status == reqwest::StatusCode::CONFLICT {
             self.handle = header("electric-handle");
@@ -202,19 +222,22 @@ impl ShapeClient {
             self.last_position = None;
             self.up_to_date = false;
             self.refetches += 1;
-            return status;
+            return Ok(status);
         }
         assert_eq!(status, reqwest::StatusCode::OK, "unexpected status for {}: {:?}", self.table, response.text().await);
-        self.handle = Some(header("electric-handle").expect("electric-handle header"));
-        self.offset = header("electric-offset").expect("electric-offset header");
-        if let Some(cursor) = header("electric-cursor") {
+        let handle = header("electric-handle").expect("electric-handle header");
+        let offset = header("electric-offset").expect("electric-offset header");
+        let cursor = header("electric-cursor");
+        let messages: Vec<Value> = response.json().await.map_err(|error| error.to_string())?;
+        self.handle = Some(handle);
+        self.offset = offset;
+        if let Some(cursor) = cursor {
             self.cursor = cursor;
         }
-        let messages: Vec<Value> = response.json().await.expect("JSON array body");
         for message in messages {
             self.apply(message);
         }
-        status
+        Ok(status)
     }
 
     fn apply(&mut self, message: Value) {
