@@ -605,6 +605,7 @@ impl Applier {
         routes.candidates(&change.rows(), &mut self.candidates);
         let offset = LogOffset::new(transaction.commit_lsn, op);
         let mut failed = Vec::new();
+        let mut oversized = Vec::new();
         for &id in &self.candidates {
             let sink = self.sinks.get_mut(&id).expect("routed sinks exist");
             if sink.enter(transaction) == TransactionMode::Skip {
@@ -619,9 +620,17 @@ impl Applier {
                     for entry in entries {
                         sink.push(entry);
                     }
+                    // A large transaction is written out as it arrives, not held until its
+                    // commit, so memory stays bounded whatever the transaction's size.
+                    if sink.writer.buffered_bytes() >= WRITE_BUFFER_BYTES_MAX {
+                        oversized.push(id);
+                    }
                 }
                 Err(reason) => failed.push((id, reason)),
             }
+        }
+        for id in oversized {
+            self.write_out(id);
         }
         for (id, reason) in failed {
             if let Some(sink) = self.sinks.get(&id) {
