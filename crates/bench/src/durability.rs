@@ -224,8 +224,10 @@ pub async fn run(args: DurabilityArgs) {
             let base_url = base_url.clone();
             async move {
                 let response = http.get(&base_url).query(&[("table", "wide"), ("offset", "-1"), ("columns", &list)]).send().await.unwrap();
-                assert_eq!(response.status(), 200);
-                (list, response.headers()["electric-handle"].to_str().unwrap().to_owned())
+                let status = response.status();
+                let handle = response.headers().get("electric-handle").map(|value| value.to_str().unwrap().to_owned());
+                assert_eq!(status, 200, "creating the shape for columns {list}: {}", response.text().await.unwrap_or_default());
+                (list, handle.expect("electric-handle"))
             }
         })
         .buffer_unordered(16)

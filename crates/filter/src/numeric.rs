@@ -50,6 +50,7 @@ impl Numeric {
             "-infinity" | "-inf" => return Ok(Numeric::NegativeInfinity),
             _ => {}
         }
+
         let bytes = trimmed.as_bytes();
         let mut position = 0;
         let mut negative = false;
@@ -59,6 +60,7 @@ impl Numeric {
                 position += 1;
             }
         }
+
         let mut mantissa = String::new();
         let mut fraction_digits: i64 = 0;
         let mut seen_point = false;
@@ -79,6 +81,7 @@ impl Numeric {
         if mantissa.is_empty() {
             return Err(invalid());
         }
+
         let mut exponent: i64 = 0;
         if position < bytes.len() && (bytes[position] == b'e' || bytes[position] == b'E') {
             position += 1;
@@ -97,6 +100,7 @@ impl Numeric {
         if position != bytes.len() {
             return Err(invalid());
         }
+
         let mut digits: BigInt = mantissa.parse().map_err(|_| invalid())?;
         if negative {
             digits = -digits;
@@ -366,7 +370,11 @@ impl Numeric {
                 "numeric field overflow: a field with precision {precision}, scale {scale} cannot hold an infinite value"
             )),
             Numeric::Finite { .. } => {
-                let rounded = self.round(scale as i64);
+                // The result has exactly `scale` digits after the point, as `apply_typmod` sets.
+                let rounded = match self.round(scale as i64) {
+                    Numeric::Finite { digits, scale: current } => Numeric::Finite { digits: digits * pow10(scale - current), scale },
+                    other => other,
+                };
                 let Numeric::Finite { digits, .. } = &rounded else { unreachable!("rounding keeps finite values finite") };
                 let integer_digits = (digits.abs() / pow10(scale)).to_string().trim_start_matches('0').len();
                 let max_integer_digits = precision.saturating_sub(scale) as usize;
@@ -420,9 +428,9 @@ fn round_half_away_from_zero(numerator: &BigInt, denominator: &BigInt) -> BigInt
     }
 }
 
-/// The result scale of a division (`select_div_scale`). PostgreSQL stores numerics in base
-/// 10000 and estimates the quotient's weight from each operand's weight and first base-10000
-/// digit, so the scale follows that representation rather than the decimal digits.
+/// Computes the result scale of a division as `select_div_scale` does. PostgreSQL stores
+/// numerics in base 10000 and estimates the quotient's weight from each operand's weight
+/// and first base-10000 digit, so the scale follows that representation.
 fn division_scale(a: &BigInt, a_scale: u32, b: &BigInt, b_scale: u32) -> u32 {
     let (weight1, first1) = base10000_weight_and_first_digit(a, a_scale);
     let (weight2, first2) = base10000_weight_and_first_digit(b, b_scale);
@@ -430,12 +438,12 @@ fn division_scale(a: &BigInt, a_scale: u32, b: &BigInt, b_scale: u32) -> u32 {
     if first1 <= first2 {
         quotient_weight -= 1;
     }
-    let scale = (MIN_SIGNIFICANT_DIGITS - quotient_weight * 4).max(a_scale as i64).max(b_scale as i64).max(0).min(MAX_DIVISION_SCALE);
+    let scale = (MIN_SIGNIFICANT_DIGITS - quotient_weight * 4).max(a_scale as i64).max(b_scale as i64).clamp(0, MAX_DIVISION_SCALE);
     scale as u32
 }
 
-/// The weight (power of 10000) and value of the most significant base-10000 digit; (0, 0) for
-/// zero.
+/// Returns the weight (power of 10000) and value of the most significant base-10000 digit,
+/// or (0, 0) for zero.
 fn base10000_weight_and_first_digit(digits: &BigInt, scale: u32) -> (i64, u32) {
     if digits.is_zero() {
         return (0, 0);
@@ -502,6 +510,14 @@ mod tests {
         assert_eq!(Numeric::from_f32(0.1).to_string(), "0.1");
         assert_eq!(Numeric::from_f64(1.0 / 3.0).to_string(), "0.333333333333333");
         assert_eq!(Numeric::from_f64(1.5e20).to_string(), "150000000000000000000");
+    }
+
+    #[test]
+    fn type_modifier_rounds_and_checks_precision() {
+        assert_eq!(numeric("5").apply_type_modifier(10, 2).unwrap().to_string(), "5.00");
+        assert_eq!(numeric("1.005").apply_type_modifier(10, 2).unwrap().to_string(), "1.01");
+        assert!(numeric("9223372036854775807").apply_type_modifier(10, 2).is_err());
+        assert!(numeric("99999999.995").apply_type_modifier(10, 2).is_err());
     }
 
     #[test]

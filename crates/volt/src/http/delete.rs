@@ -74,7 +74,12 @@ fn parse_delete_request(query: &str) -> Result<DeleteRequest, Response> {
     let mut columns = None;
     let mut replica = None;
     let mut where_clause = None;
+    let mut raw_params = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if let Some(key) = name.strip_prefix("params[").and_then(|rest| rest.strip_suffix(']')) {
+            raw_params.push((key.to_owned(), value.into_owned()));
+            continue;
+        }
         match name.as_ref() {
             "table" => table = Some(value.into_owned()),
             "handle" => handle = Some(value.into_owned()),
@@ -102,10 +107,11 @@ fn parse_delete_request(query: &str) -> Result<DeleteRequest, Response> {
         Some("full") => ReplicaMode::Full,
         Some(_) => return Err(invalid_parameter("replica", "is invalid".to_owned())),
     };
-    // NOTE: a definition with a WHERE clause cannot be matched yet, so it is rejected rather
-    // than deleting the shape of the whole table.
-    if where_clause.is_some_and(|clause| !clause.trim().is_empty()) {
-        return Err(invalid_parameter("where", "WHERE clauses are not supported in DELETE yet; delete the shape by its handle".to_owned()));
+    // A definition is matched by the clause as sent, so a DELETE names a filtered shape with
+    // the same `where` and `params` its clients use.
+    query.where_clause = where_clause.filter(|clause| !clause.trim().is_empty());
+    if query.where_clause.is_some() {
+        query.params = super::shape_api::parse_params(raw_params).map_err(|error| error.into_response())?;
     }
     Ok(DeleteRequest { handle, query: Some(query) })
 }

@@ -118,6 +118,8 @@ struct LegacyRequest {
     offset: LegacyOffset,
     shape_id: Option<ShapeHandle>,
     live: bool,
+    /// The WHERE clause, if any.
+    where_clause: Option<String>,
 }
 
 /// Parses the path's table and the query string, collecting every error. The table's
@@ -165,12 +167,9 @@ fn parse_request(root_table: &str, query: &str) -> Result<LegacyRequest, (FieldE
     if table.is_none() {
         errors.add("root_table", TABLE_FORMAT_MESSAGE);
     }
-    // NOTE: WHERE clauses are not supported in this dialect yet, so a filtered shape is
-    // rejected rather than served unfiltered. The 2024 dialect reports WHERE errors under
-    // `root_table`.
-    if where_clause.is_some_and(|clause| !clause.trim().is_empty()) {
-        errors.add("root_table", "WHERE clauses are not supported yet; remove the where parameter");
-    }
+    // The 2024 dialect has no parameters for `$n`, and reports WHERE errors under
+    // `root_table` once the table is known.
+    let where_clause = where_clause.filter(|clause| !clause.trim().is_empty());
 
     match (offset, table) {
         (Some(offset), Some(table)) if errors.is_empty() => Ok(LegacyRequest {
@@ -182,6 +181,7 @@ fn parse_request(root_table: &str, query: &str) -> Result<LegacyRequest, (FieldE
                 LegacyOffset::At(_) => shape_id,
             },
             live,
+            where_clause,
         }),
         (_, table) => Err((errors, table)),
     }
@@ -214,7 +214,8 @@ async fn reject(engine: &Engine, mut errors: FieldErrors, table: Option<Relation
 }
 
 async fn serve_parsed(engine: &Arc<Engine>, request: &LegacyRequest, path: &str, headers: &HeaderMap) -> Result<Response, Response> {
-    let query = ShapeQuery::whole_table(request.table.clone());
+    let mut query = ShapeQuery::whole_table(request.table.clone());
+    query.where_clause = request.where_clause.clone();
     let shape = match resolve(engine, &query, request.shape_id.as_ref()).await {
         Ok(shape) => shape,
         Err(error) => return Err(resolve_error(engine, error, request, path)),
@@ -496,7 +497,7 @@ mod tests {
         assert_eq!(errors_of("items", "")["offset"], ["can't be blank"]);
         assert_eq!(errors_of("items", "offset=0_0")["shape_id"], ["can't be blank when offset != -1"]);
         assert_eq!(errors_of("items", "offset=-1&live")["live"], ["can't be true when offset == -1"]);
-        assert!(errors_of("items", "offset=-1&where=id%3D1")["root_table"][0].contains("WHERE clauses are not supported yet"));
+        assert!(errors_of("items", "offset=abc&where=id%3D1").get("root_table").is_none());
     }
 
     #[test]

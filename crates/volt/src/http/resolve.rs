@@ -1,12 +1,13 @@
 //! Finding the shape a request addresses, in either dialect of the Shape API.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::pg::catalog::LookupError;
 use crate::pg::names::RelationName;
 use crate::pg::catalog::TableInfo;
-use crate::shape::{ReplicaMode, Shape, ShapeDefinition, ShapeHandle};
+use crate::shape::{ReplicaMode, Shape, ShapeDefinition, ShapeFilter, ShapeHandle};
 
 /// A shape definition as a request states it, before it is checked against the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,12 +16,15 @@ pub struct ShapeQuery {
     /// Requested columns, already parsed as identifiers; `None` for all columns.
     pub columns: Option<Vec<String>>,
     pub replica: ReplicaMode,
+    /// The WHERE clause as sent, and the values of its `$n` parameters.
+    pub where_clause: Option<String>,
+    pub params: BTreeMap<usize, String>,
 }
 
 impl ShapeQuery {
     /// A query for a whole table in the default replica mode.
     pub fn whole_table(table: RelationName) -> Self {
-        ShapeQuery { table, columns: None, replica: ReplicaMode::Default }
+        ShapeQuery { table, columns: None, replica: ReplicaMode::Default, where_clause: None, params: BTreeMap::new() }
     }
 
     /// True when `definition` is what this query asks for, judged without the catalog.
@@ -38,7 +42,12 @@ impl ShapeQuery {
                 requested == selected
             }
         };
-        table.name == self.table && self.replica == definition.replica && columns_match
+        let filter_match = match (&self.where_clause, &definition.filter) {
+            (None, None) => true,
+            (Some(text), Some(filter)) => *text == filter.where_text && self.params == filter.params,
+            _ => false,
+        };
+        table.name == self.table && self.replica == definition.replica && columns_match && filter_match
     }
 }
 
@@ -76,7 +85,16 @@ pub async fn resolve(engine: &Arc<Engine>, query: &ShapeQuery, handle: Option<&S
     };
     let table = Arc::new(table);
     let selected = select_columns(&table, query.columns.as_deref())?;
-    let definition = ShapeDefinition { table, selected, replica: query.replica };
+    let filter = match &query.where_clause {
+        None => None,
+        Some(text) => {
+            let filter = table
+                .compile_filter(text, &query.params)
+                .map_err(|error| ResolveError::Invalid { parameter: "where", message: error.to_string() })?;
+            Some(ShapeFilter { where_text: text.clone(), params: query.params.clone(), filter: Arc::new(filter) })
+        }
+    };
+    let definition = ShapeDefinition { table, selected, replica: query.replica, filter };
     let shape = engine.shape_for(&definition);
     match handle {
         Some(handle) if *handle != shape.handle => Err(ResolveError::MustRefetch(shape.handle.clone())),

@@ -4,6 +4,7 @@
 //! `0_<n>` the next chunk or, after the last one, the log; a real offset gets the log entries
 //! after it. With `live=true` a request that finds nothing new waits for the next commit.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +33,8 @@ struct ShapeRequest {
     table: RelationName,
     columns: Option<Vec<String>>,
     replica: ReplicaMode,
+    where_clause: Option<String>,
+    params: BTreeMap<usize, String>,
     offset: RequestOffset,
     handle: Option<ShapeHandle>,
     live: bool,
@@ -47,8 +50,15 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
     let mut cursor = None;
     let mut columns = None;
     let mut replica = None;
+    let mut where_clause = None;
+    let mut raw_params: Vec<(String, String)> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if let Some(key) = name.strip_prefix("params[").and_then(|rest| rest.strip_suffix(']')) {
+            raw_params.push((key.to_owned(), value.into_owned()));
+            continue;
+        }
         match name.as_ref() {
+            "where" => where_clause = Some(value.into_owned()),
             "columns" => columns = Some(value.into_owned()),
             "replica" => replica = Some(value.into_owned()),
             "table" => table = Some(value.into_owned()),
@@ -89,7 +99,37 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
         None => None,
         Some(text) => Some(names::parse_identifier_list(&text).map_err(|message| ApiError::invalid("columns", message))?),
     };
-    Ok(ShapeRequest { table, columns, replica, offset, handle: handle.map(|h| ShapeHandle::from_client(&h)), live, cursor })
+    // An empty clause means no clause, as clients send `where=` when none is configured.
+    let where_clause = where_clause.filter(|text| !text.trim().is_empty());
+    let params = if where_clause.is_some() { parse_params(raw_params)? } else { BTreeMap::new() };
+    Ok(ShapeRequest {
+        table,
+        columns,
+        replica,
+        where_clause,
+        params,
+        offset,
+        handle: handle.map(|h| ShapeHandle::from_client(&h)),
+        live,
+        cursor,
+    })
+}
+
+/// Checks `params[n]` keys: whole numbers from 1 upwards without gaps.
+pub(super) fn parse_params(raw: Vec<(String, String)>) -> Result<BTreeMap<usize, String>, ApiError> {
+    let mut params = BTreeMap::new();
+    for (key, value) in raw {
+        let number: usize = key
+            .parse()
+            .ok()
+            .filter(|number| *number >= 1 && key.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| ApiError::invalid("params", "Parameters can only use numbers as keys"))?;
+        params.insert(number, value);
+    }
+    if params.keys().enumerate().any(|(index, number)| *number != index + 1) {
+        return Err(ApiError::invalid("params", "Parameters must be numbered sequentially, starting from 1"));
+    }
+    Ok(params)
 }
 
 /// Serves one shape request.
@@ -105,7 +145,13 @@ pub async fn serve(engine: Arc<Engine>, request: Request) -> Response {
 }
 
 async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &HeaderMap) -> Result<Response, Response> {
-    let query = ShapeQuery { table: request.table.clone(), columns: request.columns.clone(), replica: request.replica };
+    let query = ShapeQuery {
+        table: request.table.clone(),
+        columns: request.columns.clone(),
+        replica: request.replica,
+        where_clause: request.where_clause.clone(),
+        params: request.params.clone(),
+    };
     let shape = resolve(engine, &query, request.handle.as_ref()).await.map_err(resolve_error)?;
     let format = MessageFormat::Current;
     let batch = match request.offset {

@@ -39,9 +39,41 @@ pub struct TableInfo {
     pub has_primary_key: bool,
     /// True for a partitioned table, whose rows live in its partitions.
     pub partitioned: bool,
+    /// The database's default collation (`datcollate`), which decides text ordering for
+    /// columns without a collation of their own.
+    #[serde(default = "default_collation")]
+    pub database_collation: String,
+}
+
+fn default_collation() -> String {
+    "C".to_owned()
 }
 
 impl TableInfo {
+    /// Describes the columns for checking WHERE clauses.
+    pub fn filter_columns(&self) -> Vec<volt_filter::ColumnSpec> {
+        self.columns
+            .iter()
+            .map(|column| volt_filter::ColumnSpec {
+                name: column.name.clone(),
+                type_name: column.type_name.clone(),
+                is_array: column.is_array,
+                is_enum: column.is_enum,
+                collation: column.collation.clone(),
+            })
+            .collect()
+    }
+
+    /// Compiles a WHERE clause against this table's columns.
+    pub fn compile_filter(
+        &self,
+        where_text: &str,
+        params: &std::collections::BTreeMap<usize, String>,
+    ) -> Result<volt_filter::Filter, volt_filter::FilterError> {
+        let options = volt_filter::CompileOptions { default_collation: self.database_collation.clone() };
+        volt_filter::compile_with_options(where_text, params, &self.filter_columns(), &options)
+    }
+
     /// Builds the `electric-schema` header value for the `selected` columns (indices into
     /// `columns`): each column's type, key position and modifiers.
     pub fn schema_json(&self, selected: &[usize]) -> String {
@@ -157,6 +189,8 @@ pub async fn lookup_table(client: &Client, name: &RelationName) -> Result<TableI
     };
     let oid: u32 = row.get(0);
     let partitioned: bool = row.get(1);
+    let database_collation: String =
+        client.query_one("SELECT datcollate::text FROM pg_database WHERE datname = current_database()", &[]).await?.get(0);
 
     let rows = client
         .query(
@@ -202,7 +236,7 @@ pub async fn lookup_table(client: &Client, name: &RelationName) -> Result<TableI
     } else {
         (0..columns.len()).collect()
     };
-    Ok(TableInfo { oid, name: name.clone(), columns, key_columns, has_primary_key, partitioned })
+    Ok(TableInfo { oid, name: name.clone(), columns, key_columns, has_primary_key, partitioned, database_collation })
 }
 
 #[cfg(test)]
@@ -235,6 +269,7 @@ mod tests {
             key_columns: vec![0],
             has_primary_key: true,
             partitioned: false,
+            database_collation: "C".to_owned(),
         };
         let schema: Value = serde_json::from_str(&table.schema_json(&[0, 1, 2, 3])).unwrap();
         assert_eq!(schema["id"], json!({"type": "int8", "pk_index": 0, "not_null": true}));

@@ -96,9 +96,24 @@ struct EntryBuilder<'a> {
 }
 
 impl EntryBuilder<'_> {
-    /// True when the row belongs to the shape.
-    fn contains(&self, _row: &Row) -> Result<bool, &'static str> {
-        Ok(true)
+    /// True when the row belongs to the shape: its filter is true for it. NULL and evaluation
+    /// errors mean the row is not in the shape, as a failing row is never in a query's result.
+    fn contains(&self, row: &Row) -> Result<bool, &'static str> {
+        let Some(filter) = &self.shape.definition.filter else {
+            return Ok(true);
+        };
+        let filter = &filter.filter;
+        if filter.referenced_columns().iter().any(|&index| row[index] == ColumnValue::Unknown) {
+            return Err("a value Postgres did not send decides the shape's filter");
+        }
+        let texts: Vec<Option<&str>> = row
+            .iter()
+            .map(|value| match value {
+                ColumnValue::Text(bytes) => std::str::from_utf8(bytes).ok(),
+                ColumnValue::Null | ColumnValue::Unknown => None,
+            })
+            .collect();
+        Ok(matches!(filter.matches(&texts), Ok(Some(true))))
     }
 
     fn key(&self, row: &Row) -> Result<String, &'static str> {

@@ -317,6 +317,7 @@ mod tests {
             key_columns: vec![0],
             has_primary_key: true,
             partitioned: false,
+            database_collation: "C".to_owned(),
         }
     }
 

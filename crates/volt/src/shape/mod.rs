@@ -8,6 +8,7 @@ pub mod registry;
 pub mod snapshot;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -37,6 +38,15 @@ impl ReplicaMode {
     }
 }
 
+/// A shape's WHERE clause: the text and parameters as the client sent them, and the checked
+/// filter compiled from them.
+#[derive(Debug, Clone)]
+pub struct ShapeFilter {
+    pub where_text: String,
+    pub params: BTreeMap<usize, String>,
+    pub filter: Arc<volt_filter::Filter>,
+}
+
 /// What identifies a shape: requests with equal definitions share one shape and handle.
 #[derive(Debug, Clone)]
 pub struct ShapeDefinition {
@@ -45,31 +55,37 @@ pub struct ShapeDefinition {
     /// always include the key columns.
     pub selected: Vec<usize>,
     pub replica: ReplicaMode,
+    /// The rows the shape keeps; `None` for every row.
+    pub filter: Option<ShapeFilter>,
 }
 
 impl ShapeDefinition {
     /// A definition of the whole table with default replica mode.
     pub fn whole_table(table: Arc<TableInfo>) -> Self {
         let selected = (0..table.columns.len()).collect();
-        ShapeDefinition { table, selected, replica: ReplicaMode::Default }
+        ShapeDefinition { table, selected, replica: ReplicaMode::Default, filter: None }
     }
 
     /// A string equal for equal definitions and different otherwise; the registry's key.
     pub fn identity(&self) -> String {
         let columns: Vec<String> = self.selected.iter().map(|index| index.to_string()).collect();
+        // The canonical form is rendered from the checked clause with parameters bound, so
+        // clauses that differ only in spelling share a shape.
+        let filter = self.filter.as_ref().map(|filter| filter.filter.canonical()).unwrap_or_default();
         format!(
-            "{}:{}|columns={}|replica={}",
+            "{}:{}|columns={}|replica={}|where={}",
             self.table.oid,
             self.table.name.quoted(),
             columns.join(","),
-            self.replica.as_str()
+            self.replica.as_str(),
+            filter
         )
     }
 
     /// The column and constants this shape's rows are pinned to, for routing changes
     /// without evaluating every shape; `None` when the shape takes every row of its table.
     pub fn routing_key(&self) -> Option<(usize, Vec<String>)> {
-        None
+        self.filter.as_ref().and_then(|filter| filter.filter.equality_index())
     }
 
     /// True when column `index` of the table is sent to clients.

@@ -2,13 +2,14 @@
 //! when its snapshot is complete. A shape directory without it is an unfinished snapshot and
 //! is deleted at start-up.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ReplicaMode, ShapeDefinition, ShapeHandle};
+use super::{ReplicaMode, ShapeDefinition, ShapeFilter, ShapeHandle};
 use crate::pg::catalog::TableInfo;
 use crate::pg::visibility::PgSnapshot;
 use crate::storage::crashsafe;
@@ -27,6 +28,10 @@ struct ShapeMeta {
     replica: ReplicaMode,
     snapshot: String,
     snapshot_chunk_ends: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    where_clause: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    params: BTreeMap<usize, String>,
 }
 
 /// What a shape's metadata file restores.
@@ -48,6 +53,8 @@ pub fn write(dir: &Path, handle: &ShapeHandle, definition: &ShapeDefinition, sna
         replica: definition.replica,
         snapshot: snapshot.to_string(),
         snapshot_chunk_ends: chunk_ends.to_vec(),
+        where_clause: definition.filter.as_ref().map(|filter| filter.where_text.clone()),
+        params: definition.filter.as_ref().map(|filter| filter.params.clone()).unwrap_or_default(),
     };
     let json = serde_json::to_vec_pretty(&meta).expect("shape metadata encodes");
     crashsafe::write_atomic(&dir.join(META_FILE), &json)
@@ -65,9 +72,16 @@ pub fn read(dir: &Path) -> Result<StoredShape, String> {
         return Err(format!("{META_FILE} selects a column the table does not have"));
     }
     let snapshot = meta.snapshot.parse()?;
+    let filter = match meta.where_clause {
+        None => None,
+        Some(where_text) => {
+            let filter = meta.table.compile_filter(&where_text, &meta.params).map_err(|error| format!("its WHERE clause no longer compiles: {error}"))?;
+            Some(ShapeFilter { where_text, params: meta.params, filter: Arc::new(filter) })
+        }
+    };
     Ok(StoredShape {
         handle: ShapeHandle::from_client(&meta.handle),
-        definition: ShapeDefinition { table: Arc::new(meta.table), selected: meta.selected, replica: meta.replica },
+        definition: ShapeDefinition { table: Arc::new(meta.table), selected: meta.selected, replica: meta.replica, filter },
         snapshot,
         snapshot_chunk_ends: meta.snapshot_chunk_ends,
     })

@@ -114,7 +114,13 @@ async fn copy_rows(client: &Client, shape: &Shape, chunk_bytes_max: u64, snapsho
     let only = if table.partitioned { "" } else { "ONLY " };
     // COPY's text format prints every value with its type's output function, exactly as the
     // replication stream does, which a `::text` cast does not (booleans, bpchar, inet differ).
-    let sql = format!("COPY (SELECT {} FROM {only}{}) TO STDOUT", columns.join(", "), table.name.quoted());
+    // The clause is rendered from the checked tree with its parameters bound as typed
+    // literals; the client's text never reaches Postgres.
+    let filter = match &shape.definition.filter {
+        Some(filter) => format!(" WHERE {}", filter.filter.to_sql()),
+        None => String::new(),
+    };
+    let sql = format!("COPY (SELECT {} FROM {only}{}{filter}) TO STDOUT", columns.join(", "), table.name.quoted());
     let stream = client.copy_out(&sql).await?;
     pin_mut!(stream);
 

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
@@ -65,8 +65,6 @@ pub struct Shape {
     snapshot: watch::Sender<SnapshotProgress>,
     log: watch::Sender<LogHead>,
     log_index: RwLock<LogIndex>,
-    snapshot_reader: OnceLock<File>,
-    log_reader: OnceLock<File>,
 }
 
 /// The part of a log a request for entries after some offset gets.
@@ -95,8 +93,6 @@ impl Shape {
             snapshot: watch::channel(SnapshotProgress::default()).0,
             log: watch::channel(initial_head).0,
             log_index: RwLock::new(LogIndex::default()),
-            snapshot_reader: OnceLock::new(),
-            log_reader: OnceLock::new(),
         })
     }
 
@@ -233,8 +229,8 @@ impl Shape {
     /// Appends the JSON of the log entries in `range` that come after `after` to `out`, which
     /// contains a JSON array being built. Returns how many entries were added.
     pub fn read_log(&self, range: &LogRange, after: LogOffset, format: MessageFormat, out: &mut Vec<u8>) -> io::Result<usize> {
-        let file = open_cached(&self.log_reader, &self.log_path())?;
-        let bytes = records::read_range(file, range.start_position, range.end_position)?;
+        let file = open_for_reading(&self.log_path())?;
+        let bytes = records::read_range(&file, range.start_position, range.end_position)?;
         let mut count = 0;
         records::for_each_record(&bytes, range.start_position, |record| {
             if record.offset > after && record.offset <= range.end_offset {
@@ -249,8 +245,8 @@ impl Shape {
     /// Appends the JSON of the snapshot records in `[start, end)` to `out`, which contains a JSON
     /// array being built.
     pub fn read_snapshot(&self, start: u64, end: u64, format: MessageFormat, out: &mut Vec<u8>) -> io::Result<usize> {
-        let file = open_cached(&self.snapshot_reader, &self.snapshot_path())?;
-        let bytes = records::read_range(file, start, end)?;
+        let file = open_for_reading(&self.snapshot_path())?;
+        let bytes = records::read_range(&file, start, end)?;
         let mut count = 0;
         records::for_each_record(&bytes, start, |record| {
             push_separator(out);
@@ -261,13 +257,12 @@ impl Shape {
     }
 }
 
-fn open_cached<'a>(cell: &'a OnceLock<File>, path: &Path) -> io::Result<&'a File> {
-    if let Some(file) = cell.get() {
-        return Ok(file);
-    }
+/// Opens a shape file for one read. Files are not kept open between requests: with many
+/// shapes, open readers would exhaust the process's file limit.
+fn open_for_reading(path: &Path) -> io::Result<File> {
     let file = File::open(path)?;
     records::check_header(&file)?;
-    Ok(cell.get_or_init(|| file))
+    Ok(file)
 }
 
 /// Adds a comma to a JSON array being built unless it is still empty.
