@@ -26,13 +26,13 @@ pub struct DurabilityArgs {
 }
 
 /// The `volt` binary as a child process.
-struct VoltProcess {
+pub struct VoltProcess {
     child: Child,
     port: u16,
 }
 
 impl VoltProcess {
-    fn spawn(database_url: &str, storage: &Path, port: u16) -> VoltProcess {
+    pub fn spawn(database_url: &str, storage: &Path, port: u16) -> VoltProcess {
         let binary = std::env::current_exe().unwrap().with_file_name("volt");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(storage.join("volt.log")).unwrap();
         let child = Command::new(&binary)
@@ -47,7 +47,7 @@ impl VoltProcess {
         VoltProcess { child, port }
     }
 
-    async fn wait_ready(&mut self, http: &reqwest::Client) {
+    pub async fn wait_ready(&mut self, http: &reqwest::Client) {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("volt exited with {status}");
@@ -62,7 +62,7 @@ impl VoltProcess {
     }
 
     /// Stops Volt with SIGTERM and waits for it.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         unsafe { libc_kill(self.child.id() as i32, 15) };
         let _ = self.child.wait();
     }
@@ -92,7 +92,7 @@ extern "C" {
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
 
-async fn current_lsn(sql: &Client) -> i64 {
+pub async fn current_lsn(sql: &Client) -> i64 {
     sql.query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[]).await.unwrap().get(0)
 }
 
@@ -104,7 +104,7 @@ async fn confirmed_lsn(sql: &Client, slot: &str) -> i64 {
 }
 
 /// Waits until `slot` confirmed `target`: everything before it is durable in Volt.
-async fn wait_confirmed(sql: &Client, slot: &str, target: i64) {
+pub async fn wait_confirmed(sql: &Client, slot: &str, target: i64) {
     while confirmed_lsn(sql, slot).await < target {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -1,6 +1,7 @@
 //! `volt-bench`: measures Volt beside a reference tool on the same machine, in one run.
 
 mod durability;
+mod routing;
 mod sync;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,9 @@ enum Benchmark {
     /// Ingest with durability beside pg_recvlogical, memory of a large transaction, and
     /// start-up time with many shapes.
     Durability(durability::DurabilityArgs),
+    /// Replication throughput with many shapes on one table, and the cost of clauses the
+    /// routing index cannot serve.
+    Routing(routing::RoutingArgs),
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -29,5 +33,6 @@ async fn main() {
     match Cli::parse().command {
         Benchmark::Sync(args) => sync::run(args).await,
         Benchmark::Durability(args) => durability::run(args).await,
+        Benchmark::Routing(args) => routing::run(args).await,
     }
 }

@@ -35,6 +35,9 @@ const BATCH_INPUTS_MAX: usize = 2048;
 const WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
 /// Distance in bytes between the index samples readers start scanning from.
 const INDEX_SAMPLE_BYTES: u64 = 64 << 10;
+/// Above this many logs to sync in one group commit, one file-system sync replaces the
+/// per-file syncs: with thousands of shapes a batch can touch thousands of logs.
+const PER_FILE_SYNC_MAX: usize = 16;
 /// Wait between attempts to write while the disk is full.
 const DISK_FULL_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -661,15 +664,30 @@ impl Applier {
     fn flush(&mut self) {
         let mut failed = Vec::new();
         let mut synced = Vec::new();
-        for id in std::mem::take(&mut self.dirty) {
+        let dirty: Vec<SinkId> = std::mem::take(&mut self.dirty);
+        let sync_each = dirty.len() <= PER_FILE_SYNC_MAX;
+        for id in dirty {
             let Some(sink) = self.sinks.get_mut(&id).filter(|sink| sink.dirty) else {
                 continue;
             };
-            match retry_while_disk_full(&sink.shape.dir, || sink.writer.flush(true)) {
+            match retry_while_disk_full(&sink.shape.dir, || sink.writer.flush(sync_each)) {
                 Ok(_) => synced.push(id),
                 Err(error) => {
                     tracing::error!(handle = %sink.shape.handle, %error, "cannot sync a shape log");
                     failed.push(id);
+                }
+            }
+        }
+        if !sync_each && !synced.is_empty() {
+            let shapes_dir = self.registry.shapes_dir().to_owned();
+            if let Err(error) = retry_while_disk_full(&shapes_dir, || crate::storage::crashsafe::sync_file_system(&shapes_dir)) {
+                tracing::error!(%error, "cannot sync the shape logs; Volt stops applying changes until it is restarted");
+                self.stopped = true;
+                return;
+            }
+            for id in &synced {
+                if let Some(sink) = self.sinks.get_mut(id) {
+                    sink.writer.mark_synced();
                 }
             }
         }

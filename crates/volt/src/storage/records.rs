@@ -136,6 +136,13 @@ impl RecordWriter {
         Ok(self.written_bytes)
     }
 
+    /// Records that a file-system-wide sync covered this file's written bytes.
+    pub fn mark_synced(&mut self) {
+        if self.buffer.is_empty() {
+            self.unsynced = false;
+        }
+    }
+
     /// Drops everything after `position`, buffered or written: the records of a transaction
     /// that will not complete.
     pub fn truncate(&mut self, position: u64) -> io::Result<()> {
