@@ -33,8 +33,15 @@ pub struct TestPostgres {
 
 impl TestPostgres {
     pub async fn start() -> TestPostgres {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server with extra settings, such as a small `max_slot_wal_keep_size`.
+    pub async fn start_with(settings: &[(&str, &str)]) -> TestPostgres {
         let dir = searchable_temp_dir();
-        let server = volt::pg::embedded::EmbeddedPostgres::start(Self::options(&dir, None)).await.expect("PostgreSQL starts");
+        let mut options = Self::options(&dir, None);
+        options.extra_settings.extend(settings.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+        let server = volt::pg::embedded::EmbeddedPostgres::start(options).await.expect("PostgreSQL starts");
         TestPostgres { server, _dir: dir }
     }
 
