@@ -105,20 +105,39 @@ pub async fn resolve(engine: &Arc<Engine>, query: &ShapeQuery, handle: Option<&S
 /// Resolves requested column names to table columns, adding the key columns. The result is
 /// in table order.
 fn select_columns(table: &TableInfo, requested: Option<&[String]>) -> Result<Vec<usize>, ResolveError> {
+    let invalid = |message: String| ResolveError::Invalid { parameter: "columns", message };
     let Some(requested) = requested else {
+        // Postgres 15 does not replicate generated columns, so a shape of every column
+        // could not be kept up to date.
+        if !table.generated_columns.is_empty() {
+            let others: Vec<&str> = table.columns.iter().map(|column| column.name.as_str()).collect();
+            return Err(invalid(format!(
+                "The following columns are generated and cannot be included in the shape: {}. \
+                 Pass `columns` listing the other columns to sync: {}",
+                table.generated_columns.join(", "),
+                others.join(", ")
+            )));
+        }
         return Ok((0..table.columns.len()).collect());
     };
-    let invalid = |message: String| ResolveError::Invalid { parameter: "columns", message };
     if requested.is_empty() {
         return Err(invalid("The list of columns must not be empty".to_owned()));
     }
     let mut selected = Vec::with_capacity(requested.len());
     let mut unknown = Vec::new();
+    let mut generated = Vec::new();
     for name in requested {
         match table.columns.iter().position(|column| &column.name == name) {
             Some(index) => selected.push(index),
+            None if table.generated_columns.contains(name) => generated.push(name.as_str()),
             None => unknown.push(name.as_str()),
         }
+    }
+    if !generated.is_empty() {
+        return Err(invalid(format!(
+            "The following columns are generated and cannot be included in the shape: {}",
+            generated.join(", ")
+        )));
     }
     if !unknown.is_empty() {
         return Err(invalid(format!("The following columns are not found on the table: {}", unknown.join(", "))));

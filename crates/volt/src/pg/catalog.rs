@@ -43,6 +43,10 @@ pub struct TableInfo {
     /// columns without a collation of their own.
     #[serde(default = "default_collation")]
     pub database_collation: String,
+    /// Names of generated columns, in `attnum` order. They are not in `columns` because
+    /// Postgres 15 does not send them in the replication stream.
+    #[serde(default)]
+    pub generated_columns: Vec<String>,
 }
 
 fn default_collation() -> String {
@@ -192,6 +196,17 @@ pub async fn lookup_table(client: &Client, name: &RelationName) -> Result<TableI
     let database_collation: String =
         client.query_one("SELECT datcollate::text FROM pg_database WHERE datname = current_database()", &[]).await?.get(0);
 
+    let generated_columns: Vec<String> = client
+        .query(
+            "SELECT attname::text FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' ORDER BY attnum",
+            &[&oid],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid, \
@@ -236,7 +251,16 @@ pub async fn lookup_table(client: &Client, name: &RelationName) -> Result<TableI
     } else {
         (0..columns.len()).collect()
     };
-    Ok(TableInfo { oid, name: name.clone(), columns, key_columns, has_primary_key, partitioned, database_collation })
+    Ok(TableInfo {
+        oid,
+        name: name.clone(),
+        columns,
+        key_columns,
+        has_primary_key,
+        partitioned,
+        database_collation,
+        generated_columns,
+    })
 }
 
 #[cfg(test)]
@@ -270,6 +294,7 @@ mod tests {
             has_primary_key: true,
             partitioned: false,
             database_collation: "C".to_owned(),
+            generated_columns: Vec::new(),
         };
         let schema: Value = serde_json::from_str(&table.schema_json(&[0, 1, 2, 3])).unwrap();
         assert_eq!(schema["id"], json!({"type": "int8", "pk_index": 0, "not_null": true}));

@@ -318,6 +318,7 @@ mod tests {
             has_primary_key: true,
             partitioned: false,
             database_collation: "C".to_owned(),
+            generated_columns: Vec::new(),
         }
     }
 
