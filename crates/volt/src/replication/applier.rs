@@ -568,6 +568,24 @@ impl Applier {
         for id in stale {
             self.rotate(id, "the table's columns changed");
         }
+        // Shapes need the old row of every update and delete, which only REPLICA IDENTITY
+        // FULL sends. Someone changed it behind Volt's back: the next shape on the table
+        // sets it again before its snapshot.
+        if relation.replica_identity != pgoutput::ReplicaIdentity::Full {
+            let affected: Vec<SinkId> = self.by_table.get(&oid).into_iter().flat_map(TableRoutes::all).collect();
+            if !affected.is_empty() {
+                tracing::warn!(
+                    schema = %relation.namespace,
+                    table = %relation.name,
+                    identity = ?relation.replica_identity,
+                    shapes = affected.len(),
+                    "replica identity is no longer FULL, removing the table's shapes"
+                );
+            }
+            for id in affected {
+                self.rotate(id, "the table's replica identity is no longer FULL");
+            }
+        }
         self.relations.insert(oid, relation);
     }
 
