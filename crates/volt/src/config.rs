@@ -54,6 +54,12 @@ pub struct Args {
     #[arg(long, env = "VOLT_SNAPSHOT_CONCURRENCY_MAX", default_value_t = 4)]
     pub snapshot_concurrency_max: usize,
 
+    /// Interval between checks that the tables of live shapes still exist with the same OID
+    /// and columns, in ms. Shapes on a table that was dropped, or dropped and created again,
+    /// are removed at the next check, so their clients resync.
+    #[arg(long, env = "VOLT_TABLE_CHECK_INTERVAL_MS", default_value_t = 60_000)]
+    pub table_check_interval_ms: u64,
+
     /// `max-age` of cacheable non-live responses, in seconds.
     #[arg(long, env = "ELECTRIC_CACHE_MAX_AGE", default_value_t = 60)]
     pub cache_max_age_s: u64,
@@ -91,6 +97,7 @@ pub struct Settings {
     pub long_poll_timeout: Duration,
     pub chunk_bytes_max: u64,
     pub snapshot_concurrency_max: usize,
+    pub table_check_interval: Duration,
     pub cache_max_age_s: u64,
     pub cache_stale_age_s: u64,
     pub allow_shape_deletion: bool,
@@ -137,6 +144,9 @@ impl Args {
 
     /// Checks the values that clap cannot check alone.
     pub fn into_settings(self) -> Result<Settings, String> {
+        if self.table_check_interval_ms == 0 {
+            return Err("--table-check-interval-ms must be at least 1".to_owned());
+        }
         if self.long_poll_timeout_ms == 0 {
             return Err("--long-poll-timeout-ms must be at least 1".to_owned());
         }
@@ -157,6 +167,7 @@ impl Args {
             long_poll_timeout: Duration::from_millis(self.long_poll_timeout_ms),
             chunk_bytes_max: self.chunk_bytes_max,
             snapshot_concurrency_max: self.snapshot_concurrency_max,
+            table_check_interval: Duration::from_millis(self.table_check_interval_ms),
             cache_max_age_s: self.cache_max_age_s,
             cache_stale_age_s: self.cache_stale_age_s,
             allow_shape_deletion: self.allow_shape_deletion,

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod http;
 pub mod pg;
 pub mod position;
+pub mod reconcile;
 mod recovery;
 pub mod replication;
 pub mod shape;
@@ -56,6 +57,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
     stream_task: tokio::task::JoinHandle<()>,
+    reconcile_task: tokio::task::JoinHandle<()>,
     applier_thread: Option<std::thread::JoinHandle<()>>,
     embedded: Option<EmbeddedPostgres>,
 }
@@ -127,6 +129,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| StartError::Listen { address, source })?;
         let address = listener.local_addr().map_err(|source| StartError::Listen { address, source })?;
         let engine = Arc::new(Engine::new(settings, connection, registry, applier_handle, global_last_seen_lsn, shutdown_rx.clone()));
+        let reconcile_task = tokio::spawn(reconcile::run(engine.clone(), engine.config.table_check_interval));
         let app = http::router(engine.clone());
         let mut http_shutdown = shutdown_rx;
         let http_task = tokio::spawn(async move {
@@ -146,6 +149,7 @@ impl Server {
             shutdown: shutdown_tx,
             http_task,
             stream_task,
+            reconcile_task,
             applier_thread: Some(applier_thread),
             embedded,
         })
@@ -162,6 +166,8 @@ impl Server {
         let _ = self.shutdown.send(true);
         let _ = self.http_task.await;
         let _ = self.stream_task.await;
+        // The check holds the engine, and with it a sender of the applier's queue.
+        let _ = self.reconcile_task.await;
         // The applier ends once every sender of its queue is gone: the stream task's is, and
         // the engine's goes with the engine.
         let Server { engine, applier_thread, embedded, .. } = self;

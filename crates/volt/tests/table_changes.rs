@@ -46,3 +46,83 @@ async fn replica_identity_reset_rotates_shapes() {
     assert_eq!(steady.refetches, 0);
     volt.stop().await;
 }
+
+/// Polls `client` until Volt tells it to refetch, without following the new handle.
+async fn poll_until_conflict(client: &mut common::ShapeClient) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while client.refetches == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no 409 in time");
+        client.poll().await;
+    }
+}
+
+fn short_table_check(settings: &mut volt::config::Settings) {
+    settings.table_check_interval = Duration::from_millis(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_table_rotates_shapes() {
+    let volt = TestVolt::start_with(2_000, short_table_check).await;
+    let sql = volt.sql().await;
+    sql.batch_execute(
+        "CREATE TABLE doomed (id int PRIMARY KEY, body text); INSERT INTO doomed VALUES (1, 'a');
+         CREATE TABLE steady (id int PRIMARY KEY); INSERT INTO steady VALUES (1);",
+    )
+    .await
+    .unwrap();
+    let mut doomed = volt.shape("doomed");
+    let mut steady = volt.shape("steady");
+    doomed.sync().await;
+    steady.sync().await;
+
+    sql.batch_execute("DROP TABLE doomed").await.unwrap();
+    poll_until_conflict(&mut doomed).await;
+
+    let response = volt.get("/v1/shape?table=doomed&offset=-1").await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("does not exist"), "{body}");
+
+    sql.batch_execute("INSERT INTO steady VALUES (2)").await.unwrap();
+    follow_until(&mut steady, WAIT, |c| c.rows.len() == 2).await;
+    assert_eq!(steady.refetches, 0);
+    volt.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreated_table_resyncs_clients() {
+    let volt = TestVolt::start_with(2_000, short_table_check).await;
+    let sql = volt.sql().await;
+    sql.batch_execute(
+        "CREATE TABLE reborn (id int PRIMARY KEY, body text); INSERT INTO reborn VALUES (1, 'old');
+         CREATE TABLE steady (id int PRIMARY KEY); INSERT INTO steady VALUES (1);",
+    )
+    .await
+    .unwrap();
+    let mut reborn = volt.shape("reborn");
+    let mut steady = volt.shape("steady");
+    reborn.sync().await;
+    steady.sync().await;
+
+    // Same name and columns, so only the OID tells the tables apart.
+    sql.batch_execute(
+        "DROP TABLE reborn; CREATE TABLE reborn (id int PRIMARY KEY, body text);
+         INSERT INTO reborn VALUES (2, 'new'), (3, 'newer');",
+    )
+    .await
+    .unwrap();
+    poll_until_conflict(&mut reborn).await;
+    follow_until(&mut reborn, WAIT, |c| c.up_to_date && c.rows.len() == 2).await;
+    assert_eq!(reborn.rows_by("id"), select_rows(&sql, "reborn", "id").await);
+
+    // The new shape follows the new table.
+    sql.batch_execute("UPDATE reborn SET body = 'changed' WHERE id = 2").await.unwrap();
+    follow_until(&mut reborn, WAIT, |c| c.rows_by("id")["2"]["body"].as_deref() == Some("changed")).await;
+    assert_eq!(reborn.rows_by("id"), select_rows(&sql, "reborn", "id").await);
+    assert_eq!(reborn.refetches, 1);
+
+    sql.batch_execute("INSERT INTO steady VALUES (2)").await.unwrap();
+    follow_until(&mut steady, WAIT, |c| c.rows.len() == 2).await;
+    assert_eq!(steady.refetches, 0);
+    volt.stop().await;
+}
