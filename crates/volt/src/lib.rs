@@ -166,7 +166,8 @@ impl Server {
         let _ = self.shutdown.send(true);
         let _ = self.http_task.await;
         let _ = self.stream_task.await;
-        // The check holds the engine, and with it a sender of the applier's queue.
+        // The table check task owns a reference to the engine, and with it a sender of the
+        // applier's queue, so it must end before the applier can.
         let _ = self.reconcile_task.await;
         // The applier ends once every sender of its queue is gone: the stream task's is, and
         // the engine's goes with the engine.

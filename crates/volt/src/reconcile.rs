@@ -39,8 +39,8 @@ pub async fn check_tables(engine: &Arc<Engine>) {
             Ok(table) => Some(table),
             Err(LookupError::NotFound(_)) => None,
             Err(LookupError::Postgres(error)) => {
-                // Postgres is unreachable, so no table can be checked now; the next round
-                // tries again.
+                // Postgres is unreachable, so no other table can be checked now either. The
+                // next check tries again.
                 tracing::warn!(%error, table = %name, "table check failed");
                 return;
             }

@@ -47,7 +47,7 @@ async fn replica_identity_reset_rotates_shapes() {
     volt.stop().await;
 }
 
-/// Polls `client` until Volt tells it to refetch, without following the new handle.
+/// Polls `client` until Volt returns 409, without following the new handle.
 async fn poll_until_conflict(client: &mut common::ShapeClient) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while client.refetches == 0 {
@@ -104,7 +104,7 @@ async fn recreated_table_resyncs_clients() {
     reborn.sync().await;
     steady.sync().await;
 
-    // Same name and columns, so only the OID tells the tables apart.
+    // Same name and columns, so only the OID distinguishes the tables.
     sql.batch_execute(
         "DROP TABLE reborn; CREATE TABLE reborn (id int PRIMARY KEY, body text);
          INSERT INTO reborn VALUES (2, 'new'), (3, 'newer');",

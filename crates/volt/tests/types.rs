@@ -173,7 +173,7 @@ fn matrix_rows() -> usize {
     COLUMNS.iter().map(|(_, _, values)| values.len()).max().unwrap_or(0)
 }
 
-/// An INSERT of every matrix row, with ids from `first_id`.
+/// Builds an INSERT of every matrix row, with ids from `first_id`.
 fn insert_matrix(first_id: usize) -> String {
     let names: Vec<&str> = COLUMNS.iter().map(|(name, _, _)| *name).collect();
     let rows: Vec<String> = (0..matrix_rows())
