@@ -126,3 +126,23 @@ async fn recreated_table_resyncs_clients() {
     assert_eq!(steady.refetches, 0);
     volt.stop().await;
 }
+
+/// A new column shows in the stream only with the next write to the table, so without
+/// writes only the table check notices it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_column_without_writes_rotates() {
+    let volt = TestVolt::start_with(2_000, short_table_check).await;
+    let sql = volt.sql().await;
+    sql.batch_execute("CREATE TABLE quiet (id int PRIMARY KEY, body text); INSERT INTO quiet VALUES (1, 'a');")
+        .await
+        .unwrap();
+    let mut quiet = volt.shape("quiet");
+    quiet.sync().await;
+
+    sql.batch_execute("ALTER TABLE quiet ADD COLUMN extra int DEFAULT 5").await.unwrap();
+    poll_until_conflict(&mut quiet).await;
+    follow_until(&mut quiet, WAIT, |c| c.up_to_date && c.rows.len() == 1).await;
+    assert_eq!(quiet.rows_by("id"), select_rows(&sql, "quiet", "id").await);
+    assert_eq!(quiet.rows_by("id")["1"]["extra"].as_deref(), Some("5"));
+    volt.stop().await;
+}
