@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pgoutput::{Message, Relation};
+use pgoutput::{Message, Relation, ReplicaIdentity};
 use tokio::sync::{mpsc, watch};
 
 use super::{ApplyInput, ReplicationEvent};
@@ -27,9 +27,13 @@ use crate::shape::{Registry, Shape, ShapeHandle};
 use crate::storage::journal::{Journal, LogProgress};
 use crate::storage::records::{RecordKind, RecordWriter, HEADER_BYTES};
 
-/// Inputs handled between two group commits at most. Bounds how long readers wait for a
-/// flush while the stream is busy; a batch ends earlier whenever the queue is empty.
-const BATCH_INPUTS_MAX: usize = 2048;
+/// Inputs handled between two group commits at most. A batch ends earlier whenever the
+/// queue is empty, or when it has run for [`BATCH_DURATION_MAX`].
+const BATCH_INPUTS_MAX: usize = 65_536;
+/// Longest a batch runs before its group commit, which bounds how long readers wait for new
+/// entries while the stream is busy. With thousands of shapes each group commit syncs many
+/// logs, so commits are spaced in time rather than counted in changes.
+const BATCH_DURATION_MAX: std::time::Duration = std::time::Duration::from_millis(20);
 /// A log's buffer is written out (without a sync) when it grows past this, so a large
 /// transaction does not grow memory.
 const WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
@@ -344,7 +348,8 @@ impl Applier {
             }
             self.handle(input);
             let mut handled = 1;
-            while handled < BATCH_INPUTS_MAX {
+            let batch_started = std::time::Instant::now();
+            while handled < BATCH_INPUTS_MAX && (handled % 256 != 0 || batch_started.elapsed() < BATCH_DURATION_MAX) {
                 match inputs.try_recv() {
                     Ok(input) => {
                         self.handle(input);
@@ -568,24 +573,6 @@ impl Applier {
         for id in stale {
             self.rotate(id, "the table's columns changed");
         }
-        // Shapes need the old row of every update and delete, which only REPLICA IDENTITY
-        // FULL sends. Someone changed it behind Volt's back: the next shape on the table
-        // sets it again before its snapshot.
-        if relation.replica_identity != pgoutput::ReplicaIdentity::Full {
-            let affected: Vec<SinkId> = self.by_table.get(&oid).into_iter().flat_map(TableRoutes::all).collect();
-            if !affected.is_empty() {
-                tracing::warn!(
-                    schema = %relation.namespace,
-                    table = %relation.name,
-                    identity = ?relation.replica_identity,
-                    shapes = affected.len(),
-                    "replica identity is no longer FULL, removing the table's shapes"
-                );
-            }
-            for id in affected {
-                self.rotate(id, "the table's replica identity is no longer FULL");
-            }
-        }
         self.relations.insert(oid, relation);
     }
 
@@ -620,6 +607,12 @@ impl Applier {
         if transaction.replayed {
             return;
         }
+        if !self.relations.get(&relation_oid).is_none_or(|relation| relation.replica_identity == ReplicaIdentity::Full) {
+            self.rotate_without_full_identity(relation_oid);
+        }
+        let Some(transaction) = &mut self.transaction else {
+            return;
+        };
         let Some(routes) = self.by_table.get(&relation_oid) else {
             return;
         };
@@ -658,6 +651,36 @@ impl Applier {
                 tracing::warn!(handle = %sink.shape.handle, reason, "cannot apply a change; removing the shape");
             }
             self.rotate(id, reason);
+        }
+    }
+
+    /// Removes the table's shapes that must apply the current transaction. Shapes need the
+    /// old row of every update and delete, which only REPLICA IDENTITY FULL sends, so someone
+    /// changed the identity behind Volt's back. The next shape on the table sets FULL again
+    /// before its snapshot.
+    ///
+    /// Shapes whose snapshot contains the transaction carry on: a change made under the
+    /// identity a table had before its first shape set FULL arrives after that shape
+    /// registered whenever the stream lags. Shapes still awaiting their snapshot carry on
+    /// for the same reason.
+    // NOTE: a reset to DEFAULT between a shape's ALTER and its snapshot reaches that shape
+    // only with a later transaction, so changes held meanwhile may lack their old rows.
+    fn rotate_without_full_identity(&mut self, relation_oid: u32) {
+        let Some(transaction) = &self.transaction else {
+            return;
+        };
+        let mut affected = Vec::new();
+        for id in self.by_table.get(&relation_oid).into_iter().flat_map(TableRoutes::all) {
+            let sink = self.sinks.get_mut(&id).expect("routed sinks exist");
+            if sink.enter(transaction) == TransactionMode::Apply {
+                affected.push(id);
+            }
+        }
+        if !affected.is_empty() {
+            tracing::warn!(relation_oid, shapes = affected.len(), "replica identity is no longer FULL, removing the table's shapes");
+        }
+        for id in affected {
+            self.rotate(id, "the table's replica identity is no longer FULL");
         }
     }
 
