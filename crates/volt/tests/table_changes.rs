@@ -41,6 +41,7 @@ async fn replica_identity_reset_rotates_shapes() {
     sql.batch_execute("UPDATE notes SET body = 'c' WHERE id = 1; INSERT INTO notes VALUES (2, 'd');").await.unwrap();
     follow_until(&mut notes, WAIT, |c| c.rows.len() == 2 && c.rows_by("id")["1"]["body"].as_deref() == Some("c")).await;
     assert_eq!(notes.rows_by("id"), select_rows(&sql, "notes", "id").await);
+    assert_eq!(notes.refetches, 1, "the new shape must not be removed again");
 
     follow_until(&mut steady, WAIT, |c| c.rows.len() == 2).await;
     assert_eq!(steady.refetches, 0);
