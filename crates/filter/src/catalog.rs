@@ -148,6 +148,7 @@ fn build_operators() -> Vec<Candidate> {
         binary(name, AnyArray, AnyArray, Exact(Bool));
         binary(name, AnyEnum, AnyEnum, Exact(Bool));
     }
+
     // Integer arithmetic: mixed widths compute in the wider type.
     let wider = |left: &Type, right: &Type| if *left == Int8 || *right == Int8 { Int8 } else if *left == Int4 || *right == Int4 { Int4 } else { Int2 };
     for name in ["+", "-", "*", "/"] {
@@ -165,6 +166,8 @@ fn build_operators() -> Vec<Candidate> {
     for ty in [Int2, Int4, Int8, Numeric] {
         binary("%", exact(&ty), exact(&ty), exact(&ty));
     }
+
+    // Date and time arithmetic.
     binary("+", Exact(Int4), Exact(Date), Exact(Date));
     binary("+", Exact(Date), Exact(Int4), Exact(Date));
     binary("+", Exact(Date), Exact(Time), Exact(Timestamp));
@@ -191,6 +194,7 @@ fn build_operators() -> Vec<Candidate> {
     binary("*", Exact(Float8), Exact(Interval), Exact(Interval));
     binary("*", Exact(Interval), Exact(Float8), Exact(Interval));
     binary("/", Exact(Interval), Exact(Float8), Exact(Interval));
+
     binary("||", Exact(Text), Exact(Text), Exact(Text));
     binary("||", Exact(Text), AnyNonArray, Exact(Text));
     binary("||", AnyNonArray, Exact(Text), Exact(Text));
@@ -204,6 +208,8 @@ fn build_operators() -> Vec<Candidate> {
         binary(name, Exact(Text), Exact(Text), Exact(Bool));
         binary(name, Exact(Bpchar), Exact(Text), Exact(Bool));
     }
+
+    // Prefix operators.
     for ty in [Int2, Int4, Int8, Float4, Float8, Numeric, Interval] {
         list.push(Candidate { name: "-", arguments: vec![exact(&ty)], result: exact(&ty) });
     }
@@ -323,8 +329,9 @@ fn finish(candidate: &Candidate, arguments: &[Type]) -> Option<Resolved> {
     Some(Resolved { name: candidate.name, arguments, result })
 }
 
-/// The element type bound to `anyarray`/`anyenum`/`anynonarray` and the common type bound to
-/// the `anycompatible` family; `None` (the outer option) when the arguments do not fit.
+/// Returns the element type bound to `anyarray`/`anyenum`/`anynonarray` and the common type
+/// bound to the `anycompatible` family, or `None` (the outer option) when the arguments do
+/// not fit.
 #[allow(clippy::type_complexity)]
 fn polymorphic_types(signatures: &[Signature], arguments: &[Type]) -> Option<(Option<Type>, Option<Type>)> {
     let mut element: Option<Type> = None;

@@ -7,6 +7,9 @@
 //! numeric UTC offsets, `UTC`/`GMT`/`Z`, `BC`/`AD`, `infinity`, `-infinity` and `epoch`.
 //! Other PostgreSQL input styles (month names, day-first dates, named time zones) are
 //! rejected with an error rather than guessed.
+//!
+//! NOTE: the same parser reads column text cast to a date/time type during evaluation, so
+//! text in another style makes that row an evaluation error where PostgreSQL may accept it.
 
 use std::cmp::Ordering;
 
@@ -148,10 +151,10 @@ enum Special {
 
 fn special_word(lower: &str, type_name: &str) -> Result<Option<Special>, String> {
     match lower {
-        "infinity" | "+infinity" => Ok(Some(Special::PositiveInfinity)),
+        "infinity" => Ok(Some(Special::PositiveInfinity)),
         "-infinity" => Ok(Some(Special::NegativeInfinity)),
         "epoch" => Ok(Some(Special::Epoch)),
-        "now" | "today" | "tomorrow" | "yesterday" | "allballs" => Err(format!(
+        "now" | "today" | "tomorrow" | "yesterday" => Err(format!(
             "the {type_name} input \"{lower}\" depends on the current time or zone, so it is not allowed in a shape"
         )),
         _ => Ok(None),
@@ -193,6 +196,10 @@ fn parse_fields(text: &str, type_name: &str, date_required: bool) -> Result<Date
         if day.is_empty() || day.len() > 2 {
             return Err(unsupported());
         }
+        // PostgreSQL reads a '-' right after the day as part of the date, not as a zone.
+        if cursor.peek() == Some('-') {
+            return Err(invalid());
+        }
         let year: i64 = year_digits.parse().map_err(|_| invalid())?;
         let month: i64 = month.parse().map_err(|_| invalid())?;
         let day: i64 = day.parse().map_err(|_| invalid())?;
@@ -204,8 +211,11 @@ fn parse_fields(text: &str, type_name: &str, date_required: bool) -> Result<Date
             return Err(format!("date/time field value out of range: \"{text}\""));
         }
         fields.date = Some((year, month, day));
-        if !cursor.eat('t') {
-            cursor.skip_spaces();
+        // An ISO 'T' separates the time, also after spaces, and must be followed by one.
+        // PostgreSQL's `time` input does not accept it.
+        cursor.skip_spaces();
+        if cursor.eat('t') && (!date_required || !cursor.peek().is_some_and(|c| c.is_ascii_digit())) {
+            return Err(invalid());
         }
     } else if before_christ {
         return Err(invalid());
@@ -877,6 +887,11 @@ mod tests {
         let fraction = parse_timestamp("2024-01-01T12:34:56.789+05:30", true).unwrap();
         assert_eq!(format_timestamp(fraction, true), "2024-01-01 07:04:56.789+00");
         assert!(parse_timestamp("2024-01-01 12:00 Europe/Berlin", true).is_err());
+        // Outcomes checked against PostgreSQL 15.
+        assert!(parse_date("2024-01-01-3").is_err());
+        assert_eq!(format_date(parse_date("2024-01-01 -3").unwrap()), "2024-01-01");
+        assert_eq!(format_date(parse_date("2024-01-01+3").unwrap()), "2024-01-01");
+        assert_eq!(format_timestamp(parse_timestamp("2024-01-01 +03", true).unwrap(), true), "2023-12-31 21:00:00+00");
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn format_shortest(value: f64, exponent_form: String, fixed_limit: i32) -> Strin
     if value == 0.0 {
         return if value.is_sign_negative() { "-0".to_owned() } else { "0".to_owned() };
     }
+
     // Rust's `{:e}` prints the shortest round-trip digits as `d.ddde±x`.
     let (mantissa, exponent) = exponent_form.split_once('e').expect("exponent form has an 'e'");
     let exponent: i32 = exponent.parse().expect("exponent is an integer");
@@ -158,7 +159,7 @@ pub(crate) fn check_f64(result: f64, inputs_infinite: bool, zero_allowed: bool) 
     Ok(result)
 }
 
-/// The `float4` variant of [`check_f64`].
+/// Checks a `float4` result like [`check_f64`].
 pub(crate) fn check_f32(result: f32, inputs_infinite: bool, zero_allowed: bool) -> Result<f32, String> {
     if result.is_infinite() && !inputs_infinite {
         return Err("value out of range: overflow".to_owned());

@@ -168,19 +168,28 @@ fn operator_is_stable(name: &str, declared: &[Type]) -> bool {
     }
 }
 
+/// True when every direct input of the node is a constant. Inputs were folded first, so a
+/// non-constant input contains a column or a stable operation.
 fn children_constant(expr: &Expr) -> bool {
-    let mut constant = true;
-    let mut first = true;
-    expr.visit(&mut |node| {
-        if first {
-            first = false;
-            return;
+    let all_const = |items: &[Expr]| items.iter().all(Expr::is_const);
+    match &expr.kind {
+        ExprKind::Column(_) | ExprKind::Const(_) | ExprKind::Unresolved { .. } => false,
+        ExprKind::Cast { input, .. } => input.is_const(),
+        ExprKind::Not(arg) | ExprKind::NullTest { arg, .. } | ExprKind::BoolTest { arg, .. } => arg.is_const(),
+        ExprKind::And(args)
+        | ExprKind::Or(args)
+        | ExprKind::Operator { args, .. }
+        | ExprKind::Function { args, .. }
+        | ExprKind::ArrayConstructor(args)
+        | ExprKind::Coalesce(args)
+        | ExprKind::MinMax { args, .. } => all_const(args),
+        ExprKind::Distinct { left, right, .. } => left.is_const() && right.is_const(),
+        ExprKind::ScalarArray { left, array, .. } => left.is_const() && array.is_const(),
+        ExprKind::In { left, items, .. } => left.is_const() && items.iter().all(|(_, item)| item.is_const()),
+        ExprKind::Like { arg, pattern, escape, .. } => {
+            arg.is_const() && pattern.is_const() && escape.as_ref().is_none_or(|escape| escape.is_const())
         }
-        if matches!(node.kind, ExprKind::Column(_)) {
-            constant = false;
-        }
-    });
-    constant && !matches!(expr.kind, ExprKind::Column(_))
+    }
 }
 
 /// Simplifies AND (`is_and`) or OR as `simplify_and_arguments` and `simplify_or_arguments`

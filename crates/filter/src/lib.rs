@@ -126,6 +126,9 @@ pub struct Filter {
 /// Parses and checks `where_text` for a table with `columns`, reading `$n` parameters from
 /// `params` (keyed from 1, without gaps). String constants use the C collation; see
 /// [`compile_with_options`] for a database with another default.
+///
+/// The work runs on a short-lived thread with a large stack, and the call blocks until that
+/// thread is done.
 pub fn compile(where_text: &str, params: &BTreeMap<usize, String>, columns: &[ColumnSpec]) -> Result<Filter, FilterError> {
     compile_with_options(where_text, params, columns, &CompileOptions::default())
 }
@@ -141,13 +144,12 @@ pub fn compile_with_options(
     // but dropping such a tree recurses once per operator. A thread with a stack sized for
     // the longest chain MAX_TOKENS allows keeps that off the caller's stack.
     std::thread::scope(|scope| {
-        std::thread::Builder::new()
+        let compiler = std::thread::Builder::new()
             .name("volt-filter-compile".to_owned())
             .stack_size(COMPILE_STACK_BYTES)
             .spawn_scoped(scope, || compile_on_this_thread(where_text, params, columns, options))
-            .expect("spawning the compile thread")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(|error| FilterError { message: format!("starting the thread that compiles the clause failed: {error}"), location: None })?;
+        compiler.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 

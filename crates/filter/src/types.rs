@@ -118,7 +118,7 @@ impl Type {
         matches!(self, Type::Int2 | Type::Int4 | Type::Int8)
     }
 
-    /// The name a cast in generated SQL uses (`pg_type.typname`, `[]` for arrays).
+    /// Returns the name a cast in generated SQL uses (`pg_type.typname`, `[]` for arrays).
     pub(crate) fn cast_name(&self) -> String {
         match self {
             Type::Array(element) => format!("{}[]", element.cast_name()),
@@ -160,7 +160,7 @@ impl Type {
         }
     }
 
-    /// The word PostgreSQL's integer errors use ("integer out of range").
+    /// Returns the word PostgreSQL's integer errors use ("integer out of range").
     pub(crate) fn integer_label(&self) -> &'static str {
         match self {
             Type::Int2 => "smallint",

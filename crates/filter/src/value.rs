@@ -10,9 +10,9 @@ use crate::float;
 use crate::numeric::Numeric;
 use crate::types::Type;
 
-/// A non-NULL value. The SQL type is kept beside it (in the expression tree), so several types
-/// share a variant: `Int` holds int2, int4 and int8; `Text` holds text, varchar, bpchar and
-/// enum labels; `Timestamp` holds timestamp and timestamptz (microseconds in UTC).
+/// A non-NULL value. The SQL type is kept beside it in the expression tree, so several types
+/// share a variant. `Int` is used for int2, int4 and int8, `Text` for text, varchar, bpchar
+/// and enum labels, and `Timestamp` for timestamp and timestamptz (microseconds in UTC).
 #[derive(Clone, Debug)]
 pub(crate) enum Value {
     Bool(bool),
@@ -163,6 +163,7 @@ fn parse_array(element: &Type, text: &str) -> Result<ArrayValue, String> {
         }
     };
     skip_spaces(&mut position);
+
     let mut explicit_bounds = Vec::new();
     while position < chars.len() && chars[position] == '[' {
         let close = chars[position..].iter().position(|&c| c == ']').ok_or_else(|| invalid("missing \"]\""))? + position;
@@ -180,6 +181,7 @@ fn parse_array(element: &Type, text: &str) -> Result<ArrayValue, String> {
         explicit_bounds.push((lower, upper - lower + 1));
         position = close + 1;
     }
+
     if !explicit_bounds.is_empty() {
         skip_spaces(&mut position);
         if chars.get(position) != Some(&'=') {
@@ -267,7 +269,8 @@ fn parse_braces(chars: &[char], start: usize) -> Result<(ArrayLevel, usize), &'s
     Ok((level, position + 1))
 }
 
-/// The lengths of each dimension; elements are appended to `items` in row-major order.
+/// Returns the length of each dimension and appends the elements to `items` in row-major
+/// order.
 fn level_shape(level: ArrayLevel, items: &mut Vec<Option<String>>) -> Result<Vec<i32>, &'static str> {
     match level {
         ArrayLevel::Items(elements) => {

@@ -111,6 +111,14 @@ fn constants_render_with_casts() {
 }
 
 #[test]
+fn string_literal_styles() {
+    assert_eq!(sql("name = $$it's$$"), r#"("name" = 'it''s'::text)"#);
+    assert_eq!(sql("name = U&'d\\0061t'"), r#"("name" = 'dat'::text)"#);
+    assert_eq!(sql("name = 'a\\b'"), r#"("name" = 'a\b'::text)"#);
+    assert_eq!(sql("code = N'ab'"), r#"("code" = 'ab'::bpchar)"#);
+}
+
+#[test]
 fn typed_literals_share_canonical_form() {
     let forms = ["day = '2024-01-01'::date", "day = date '2024-01-01'", "day = CAST('2024-01-01' AS date)", "day = '2024-01-01'"];
     for form in forms {
@@ -558,8 +566,21 @@ fn stable_constant_parts_are_not_folded() {
     // the constant TRUE decides the OR without evaluating it.
     assert_eq!(sql("day >= 'a'::text::date OR true"), "'t'::bool");
     assert_eq!(evaluate("day >= 'a'::text::date", &[("day", "2024-01-01")]), Err("invalid input syntax for type date: \"a\"".to_owned()));
+    assert_eq!(sql("concat('a', 1)::float8 > 1 OR true"), "'t'::bool");
+    assert_eq!(sql("concat('a', 1) = 'a1'"), "(concat('a'::text, '1'::int4) = 'a1'::text)");
     assert_eq!(
         sql("at > '2024-01-01 00:00:00+00'::timestamptz + interval '1 day'"),
         r#"("at" > ('2024-01-01 00:00:00+00'::timestamptz + 'P1D'::interval))"#
     );
+}
+
+#[test]
+fn deepest_accepted_clause_evaluates() {
+    // 190 nested NOTs and additions stay within the nesting limit; evaluating them must not
+    // exhaust a test thread's stack.
+    let nots = format!("{}count + 1 > 0{}", "NOT (".repeat(95), ")".repeat(95));
+    assert_eq!(filter(&nots).matches(&[Some("1"); COLUMN_COUNT]).map_err(|error| error.message), Ok(Some(false)));
+    let sums = format!("count{} > 0", " + count".repeat(180));
+    let row: Vec<Option<&str>> = (0..COLUMN_COUNT).map(|index| if index == 20 { Some("1") } else { None }).collect();
+    assert_eq!(filter(&sums).matches(&row).map_err(|error| error.message), Ok(Some(true)));
 }
