@@ -72,16 +72,34 @@ pub struct Args {
     /// client can then force every client of a shape to resync, so keep it off in production.
     #[arg(long, env = "VOLT_ALLOW_SHAPE_DELETION", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_shape_deletion: bool,
+
+    /// Secret every shape request must carry as the `secret` query parameter (or the older
+    /// `api_secret`). Without it any client that reaches Volt can read every table it syncs.
+    #[arg(long, env = "VOLT_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// Allows listening on an address other than loopback without `--secret`.
+    #[arg(long, env = "VOLT_INSECURE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub insecure: bool,
+
+    /// Shape requests served at the same time, live requests included; beyond it Volt returns
+    /// 503 with `retry-after`. Each one takes a socket, and every shape keeps its log open, so
+    /// both share the open-file limit. NOTE: the default is an estimate, not a measured
+    /// capacity: it leaves most of a common hard limit (often 65536 or more) to shape logs.
+    #[arg(long, env = "VOLT_MAX_CONCURRENT_REQUESTS", default_value_t = 10_000)]
+    pub max_concurrent_requests: usize,
 }
 
 /// Environment variables that Electric reads for settings Volt names otherwise: option id,
 /// variable. Each one applies only when neither the option, nor its own variable, nor an
 /// earlier variable in this list for the same option is set.
-const ELECTRIC_ENV_NAMES: [(&str, &str); 4] = [
+const ELECTRIC_ENV_NAMES: [(&str, &str); 6] = [
     ("cache_max_age_s", "CACHE_MAX_AGE"),
     ("cache_stale_age_s", "CACHE_STALE_AGE"),
     ("allow_shape_deletion", "ENABLE_INTEGRATION_TESTING"),
     ("allow_shape_deletion", "ELECTRIC_ENABLE_INTEGRATION_TESTING"),
+    ("secret", "ELECTRIC_SECRET"),
+    ("insecure", "ELECTRIC_INSECURE"),
 ];
 
 /// Validated settings.
@@ -101,6 +119,9 @@ pub struct Settings {
     pub cache_max_age_s: u64,
     pub cache_stale_age_s: u64,
     pub allow_shape_deletion: bool,
+    /// Secret shape requests must carry; `None` serves them without one.
+    pub secret: Option<String>,
+    pub max_concurrent_requests: usize,
     /// Extra server settings for the embedded PostgreSQL (tests turn off fsync).
     pub embedded_extra_settings: Vec<(String, String)>,
 }
@@ -108,8 +129,8 @@ pub struct Settings {
 impl Args {
     /// Parses the command line and the environment like [`Parser::parse`], and also reads the
     /// variables Electric uses for the same settings (`CACHE_MAX_AGE`, `CACHE_STALE_AGE`,
-    /// `ENABLE_INTEGRATION_TESTING`, `ELECTRIC_ENABLE_INTEGRATION_TESTING`). Exits with a
-    /// message on invalid input.
+    /// `ENABLE_INTEGRATION_TESTING`, `ELECTRIC_ENABLE_INTEGRATION_TESTING`, `ELECTRIC_SECRET`,
+    /// `ELECTRIC_INSECURE`). Exits with a message on invalid input.
     pub fn parse_with_electric_env() -> Args {
         Self::try_parse_with_electric_env(std::env::args_os(), |name| std::env::var(name).ok())
             .unwrap_or_else(|error| error.exit())
@@ -126,7 +147,8 @@ impl Args {
         let mut parsed = Args::from_arg_matches(&matches)?;
         let mut applied: Vec<&str> = Vec::new();
         for (id, variable) in ELECTRIC_ENV_NAMES {
-            if matches.value_source(id) != Some(ValueSource::DefaultValue) || applied.contains(&id) {
+            let unset = matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue));
+            if !unset || applied.contains(&id) {
                 continue;
             }
             let Some(value) = read_env(variable).filter(|value| !value.is_empty()) else {
@@ -135,6 +157,8 @@ impl Args {
             match id {
                 "cache_max_age_s" => parsed.cache_max_age_s = parse_seconds(variable, &value)?,
                 "cache_stale_age_s" => parsed.cache_stale_age_s = parse_seconds(variable, &value)?,
+                "secret" => parsed.secret = Some(value),
+                "insecure" => parsed.insecure = parse_boolean(variable, &value)?,
                 _ => parsed.allow_shape_deletion = parse_boolean(variable, &value)?,
             }
             applied.push(id);
@@ -156,6 +180,16 @@ impl Args {
         if self.snapshot_concurrency_max == 0 {
             return Err("--snapshot-concurrency-max must be at least 1".to_owned());
         }
+        if self.max_concurrent_requests == 0 {
+            return Err("--max-concurrent-requests must be at least 1".to_owned());
+        }
+        let secret = self.secret.filter(|secret| !secret.is_empty());
+        if secret.is_none() && !self.insecure && !self.listen_address.is_loopback() {
+            return Err(format!(
+                "cannot listen on {} without a secret: set --secret (VOLT_SECRET) so that only clients with it can read shapes, or --insecure (VOLT_INSECURE) to serve anyone who reaches the port",
+                self.listen_address
+            ));
+        }
         Ok(Settings {
             database_url: self.database_url.filter(|url| !url.is_empty()),
             storage_dir: self.storage_dir,
@@ -171,6 +205,8 @@ impl Args {
             cache_max_age_s: self.cache_max_age_s,
             cache_stale_age_s: self.cache_stale_age_s,
             allow_shape_deletion: self.allow_shape_deletion,
+            secret,
+            max_concurrent_requests: self.max_concurrent_requests,
             embedded_extra_settings: Vec::new(),
         })
     }
@@ -224,6 +260,26 @@ mod tests {
         assert!(args.allow_shape_deletion);
         let args = parse(&[], &[("ENABLE_INTEGRATION_TESTING", "false"), ("ELECTRIC_ENABLE_INTEGRATION_TESTING", "true")]).unwrap();
         assert!(!args.allow_shape_deletion);
+    }
+
+    #[test]
+    fn electric_secret_names_fill_unset_options() {
+        let args = parse(&[], &[("ELECTRIC_SECRET", "s3"), ("ELECTRIC_INSECURE", "true")]).unwrap();
+        assert_eq!(args.secret.as_deref(), Some("s3"));
+        assert!(args.insecure);
+        let args = parse(&["--secret", "own"], &[("ELECTRIC_SECRET", "s3")]).unwrap();
+        assert_eq!(args.secret.as_deref(), Some("own"));
+    }
+
+    #[test]
+    fn open_address_needs_secret_or_insecure() {
+        let error = parse(&["--listen-address", "0.0.0.0"], &[]).unwrap().into_settings().unwrap_err();
+        assert!(error.contains("--secret"), "{error}");
+        assert!(error.contains("--insecure"), "{error}");
+        assert!(parse(&["--listen-address", "0.0.0.0", "--secret", "s"], &[]).unwrap().into_settings().is_ok());
+        assert!(parse(&["--listen-address", "0.0.0.0", "--insecure"], &[]).unwrap().into_settings().is_ok());
+        assert!(parse(&["--listen-address", "::1"], &[]).unwrap().into_settings().is_ok());
+        assert!(parse(&[], &[]).unwrap().into_settings().is_ok());
     }
 
     #[test]

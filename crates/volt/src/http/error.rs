@@ -28,6 +28,15 @@ impl ApiError {
         }
     }
 
+    /// The 401 for a shape request without the configured secret, worded as Electric words it.
+    pub fn unauthorized() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            body: json!({"message": "Unauthorized - Invalid API secret"}),
+            retry_after_s: None,
+        }
+    }
+
     pub fn not_found() -> Self {
         ApiError { status: StatusCode::NOT_FOUND, body: json!({"message": "Not found"}), retry_after_s: None }
     }

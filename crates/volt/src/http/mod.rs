@@ -7,6 +7,7 @@ mod reader;
 mod resolve;
 mod shape_api;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,6 +15,9 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
+use futures_util::StreamExt;
+use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Engine;
 pub use error::ApiError;
@@ -22,9 +26,23 @@ pub use error::ApiError;
 const EXPOSED_HEADERS: &str = "electric-cursor,electric-handle,electric-has-data,electric-offset,\
 electric-schema,electric-up-to-date,electric-internal-known-error,retry-after";
 
+/// `retry-after` of the 503 sent when every request slot is taken, in seconds.
+const BUSY_RETRY_AFTER_S: u32 = 5;
+
+/// State shared by every request handler.
+#[derive(Clone)]
+struct AppState {
+    engine: Arc<Engine>,
+    /// One permit per shape request being served, waiting live requests included.
+    request_slots: Arc<Semaphore>,
+    /// Shape requests rejected because every slot was taken, counted to thin out the log.
+    rejected_busy: Arc<AtomicU64>,
+}
+
 /// Builds the application: every request goes through [`dispatch`].
 pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new().fallback(dispatch).with_state(engine)
+    let request_slots = Arc::new(Semaphore::new(engine.config.max_concurrent_requests));
+    Router::new().fallback(dispatch).with_state(AppState { engine, request_slots, rejected_busy: Arc::new(AtomicU64::new(0)) })
 }
 
 /// The routes Volt serves, found from the normalised path.
@@ -52,7 +70,8 @@ impl Route {
     }
 }
 
-async fn dispatch(State(engine): State<Arc<Engine>>, request: Request) -> Response {
+async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let engine = state.engine;
     let route = match normalise_path(request.uri().path()) {
         Some(path) => Route::from_normalised_path(&path),
         None => Route::NotFound,
@@ -61,16 +80,45 @@ async fn dispatch(State(engine): State<Arc<Engine>>, request: Request) -> Respon
     let request_id = request.headers().get(legacy_api::REQUEST_ID_HEADER).cloned();
     let method = request.method().clone();
 
-    let mut response = match (&route, &method) {
-        (Route::Root, &Method::GET | &Method::HEAD) => empty(StatusCode::OK),
-        (Route::Health, &Method::GET | &Method::HEAD) => health(),
-        (Route::Shape, &Method::GET | &Method::HEAD) => shape_api::serve(engine, request).await,
-        (Route::Shape, &Method::DELETE) => delete::delete_shape(engine, request).await,
-        (Route::Shape, &Method::OPTIONS) => preflight(&request),
-        (Route::LegacyShape(root_table), &Method::GET | &Method::HEAD) => legacy_api::serve(engine, root_table, request).await,
-        (Route::LegacyShape(root_table), &Method::DELETE) => delete::delete_legacy_shape(engine, root_table, request).await,
-        (Route::NotFound, _) => ApiError::not_found().into_response(),
-        _ => ApiError::method_not_allowed().into_response(),
+    // Every shape request but a CORS preflight needs the secret and a request slot. The route
+    // comes from the normalised path, so no spelling of a shape path skips either check.
+    let guarded = matches!(route, Route::Shape | Route::LegacyShape(_)) && method != Method::OPTIONS;
+    let mut permit = None;
+    let early_response = if !guarded {
+        None
+    } else if !has_secret(engine.config.secret.as_deref(), request.uri().query()) {
+        Some(ApiError::unauthorized().into_response())
+    } else {
+        match state.request_slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                permit = Some(slot);
+                None
+            }
+            Err(_) => {
+                let limit = engine.config.max_concurrent_requests;
+                let rejected = state.rejected_busy.fetch_add(1, Ordering::Relaxed) + 1;
+                if rejected.is_power_of_two() {
+                    tracing::warn!(limit, rejected, "rejected shape requests: the concurrent request limit is reached");
+                }
+                let message = format!("Too many concurrent shape requests: the limit is {limit}. Retry later.");
+                Some(ApiError::unavailable(message, BUSY_RETRY_AFTER_S).into_response())
+            }
+        }
+    };
+
+    let mut response = match early_response {
+        Some(response) => response,
+        None => match (&route, &method) {
+            (Route::Root, &Method::GET | &Method::HEAD) => empty(StatusCode::OK),
+            (Route::Health, &Method::GET | &Method::HEAD) => health(),
+            (Route::Shape, &Method::GET | &Method::HEAD) => shape_api::serve(engine, request).await,
+            (Route::Shape, &Method::DELETE) => delete::delete_shape(engine, request).await,
+            (Route::Shape, &Method::OPTIONS) => preflight(&request),
+            (Route::LegacyShape(root_table), &Method::GET | &Method::HEAD) => legacy_api::serve(engine, root_table, request).await,
+            (Route::LegacyShape(root_table), &Method::DELETE) => delete::delete_legacy_shape(engine, root_table, request).await,
+            (Route::NotFound, _) => ApiError::not_found().into_response(),
+            _ => ApiError::method_not_allowed().into_response(),
+        },
     };
 
     match route {
@@ -86,7 +134,43 @@ async fn dispatch(State(engine): State<Arc<Engine>>, request: Request) -> Respon
     if method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }
-    response
+    match permit {
+        Some(permit) => hold_until_body_ends(response, permit),
+        None => response,
+    }
+}
+
+/// Keeps `permit` until a streamed response body ends or is dropped. A body already in memory
+/// frees the slot at once, so a client that has its response can rely on the slot being free.
+fn hold_until_body_ends(response: Response, permit: OwnedSemaphorePermit) -> Response {
+    if axum::body::HttpBody::size_hint(response.body()).exact().is_some() {
+        drop(permit);
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Checks the `secret` query parameter (or the older `api_secret`) against the configured
+/// secret in constant time. Every request passes when no secret is configured.
+fn has_secret(expected: Option<&str>, query: Option<&str>) -> bool {
+    let Some(expected) = expected else {
+        return true;
+    };
+    let query = query.unwrap_or("");
+    let mut matched = false;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "secret" || name == "api_secret" {
+            // ConstantTimeEq returns false at once for a different length, so timing reveals
+            // the secret's length at most, never its bytes.
+            matched |= bool::from(value.as_bytes().ct_eq(expected.as_bytes()));
+        }
+    }
+    matched
 }
 
 /// Decodes percent-escapes, collapses repeated slashes and drops a trailing slash, so that
@@ -156,7 +240,20 @@ fn add_cors_headers(response: &mut Response, origin: Option<HeaderValue>, shape_
 
 #[cfg(test)]
 mod tests {
-    use super::{normalise_path, Route};
+    use super::{has_secret, normalise_path, Route};
+
+    #[test]
+    fn secret_check_reads_both_parameter_names() {
+        assert!(has_secret(None, None));
+        assert!(has_secret(Some("s3"), Some("table=t&secret=s3")));
+        assert!(has_secret(Some("s3"), Some("api_secret=s3&table=t")));
+        assert!(has_secret(Some("a b"), Some("secret=a%20b")));
+        assert!(!has_secret(Some("s3"), None));
+        assert!(!has_secret(Some("s3"), Some("secret=s4")));
+        assert!(!has_secret(Some("s3"), Some("secret=s")));
+        assert!(!has_secret(Some("s3"), Some("secret=")));
+        assert!(!has_secret(Some("s3"), Some("Secret=s3")));
+    }
 
     #[test]
     fn path_variants_normalise_to_one() {
