@@ -15,11 +15,11 @@ const BACKOFF_OPTIONS = { initialDelay: 100, maxDelay: 2_000, multiplier: 2 };
 
 /**
  * Starts following `table` (written as the 2024 path segment: `name` or `schema.name`, exact
- * case) with a 0.3.1 ShapeStream and Shape. `parser` is passed to the client. Call `stop()`
- * to abort the stream.
+ * case) with a 0.3.1 ShapeStream and Shape. `parser` and `where` (optional, an SQL boolean
+ * clause) are passed to the client. Call `stop()` to abort the stream.
  */
-export function followLegacyShape({ baseUrl, table, parser }) {
-  return new LegacyShapeFollower({ baseUrl, table, parser });
+export function followLegacyShape({ baseUrl, table, parser, where }) {
+  return new LegacyShapeFollower({ baseUrl, table, parser, where });
 }
 
 class LegacyShapeFollower {
@@ -36,10 +36,11 @@ class LegacyShapeFollower {
   #recentResponses = [];
   #changeListeners = new Set();
 
-  constructor({ baseUrl, table, parser }) {
+  constructor({ baseUrl, table, parser, where }) {
     this.#table = table;
     this.stream = new ShapeStream({
       url: `${baseUrl}/v1/shape/${encodeURIComponent(table)}`,
+      where,
       parser,
       signal: this.#abortController.signal,
       fetchClient: (input, init) => this.#fetchAndRecord(input, init),

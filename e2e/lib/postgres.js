@@ -59,6 +59,23 @@ export async function selectAll(client, table, keyColumns) {
 }
 
 /**
+ * Returns the rows of `table` that a filtered shape should contain, as text, ordered by
+ * `keyColumns`: `SELECT <columns> FROM table WHERE <where>`, with `params` bound to `$1`,
+ * `$2`, … as a shape binds them. `columns` undefined selects every column, and `where`
+ * undefined selects every row.
+ */
+export async function selectShapeRows(client, table, keyColumns, { columns, where, params = [] } = {}) {
+  const selectList = columns === undefined ? '*' : columns.map(quoteIdentifier).join(', ');
+  const whereClause = where === undefined ? '' : ` WHERE ${where}`;
+  const orderBy = keyColumns.map(quoteIdentifier).join(', ');
+  const result = await client.query(
+    `SELECT ${selectList} FROM ${qualifiedName(table)}${whereClause} ORDER BY ${orderBy}`,
+    params,
+  );
+  return result.rows;
+}
+
+/**
  * Loads the Chinook sample database into the database of `databaseUrl` with psql.
  *
  * The script drops and creates a database named chinook and connects to it with `\c`.

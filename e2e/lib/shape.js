@@ -35,12 +35,14 @@ const BACKOFF_OPTIONS = { initialDelay: 100, maxDelay: 2_000, multiplier: 2, max
 /**
  * Starts following `table` on Volt at `baseUrl` with a ShapeStream and a Shape.
  *
- * `parser` is passed to the client (undefined keeps its default parser). The returned
+ * `parser` is passed to the client (undefined keeps its default parser). `shapeParams`
+ * (optional) contains more of the client's shape parameters, such as `where`, `params`,
+ * `columns` and `replica`, and is merged into its `params` next to `table`. The returned
  * ShapeFollower records every HTTP response the client receives and the error that stopped
  * the stream, if any. Call `stop()` to abort the stream.
  */
-export function followShape({ baseUrl, table, parser }) {
-  return new ShapeFollower({ baseUrl, table, parser });
+export function followShape({ baseUrl, table, parser, shapeParams = {} }) {
+  return new ShapeFollower({ baseUrl, table, parser, shapeParams });
 }
 
 class ShapeFollower {
@@ -60,11 +62,11 @@ class ShapeFollower {
   #responseListeners = new Set();
   #errorListeners = new Set();
 
-  constructor({ baseUrl, table, parser }) {
+  constructor({ baseUrl, table, parser, shapeParams }) {
     this.#table = table;
     this.stream = new ShapeStream({
       url: `${baseUrl}/v1/shape`,
-      params: { table },
+      params: { ...shapeParams, table },
       parser,
       signal: this.#abortController.signal,
       fetchClient: (input, init) => this.#fetchAndRecord(input, init),
