@@ -31,9 +31,14 @@ use crate::storage::records::{RecordKind, RecordWriter, HEADER_BYTES};
 /// queue is empty, or when it has run for [`BATCH_DURATION_MAX`].
 const BATCH_INPUTS_MAX: usize = 65_536;
 /// Longest a batch runs before its group commit, which bounds how long readers wait for new
-/// entries while the stream is busy. With thousands of shapes each group commit syncs many
-/// logs, so commits are spaced in time rather than counted in changes.
+/// entries while the stream is busy. Commits are spaced in time rather than counted in
+/// changes.
 const BATCH_DURATION_MAX: std::time::Duration = std::time::Duration::from_millis(20);
+/// Longest a batch runs when it already touched many logs. Each group commit then writes and
+/// syncs every one of them, which costs more than the wait; measured with volt-bench
+/// routing, 2,000 shapes each receiving changes drained at 0.43 of the one-shape rate with
+/// 20 ms batches and 0.80 with 200 ms batches.
+const MANY_LOGS_BATCH_DURATION_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 /// A log's buffer is written out (without a sync) when it grows past this, so a large
 /// transaction does not grow memory.
 const WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
@@ -349,7 +354,7 @@ impl Applier {
             self.handle(input);
             let mut handled = 1;
             let batch_started = std::time::Instant::now();
-            while handled < BATCH_INPUTS_MAX && (handled % 256 != 0 || batch_started.elapsed() < BATCH_DURATION_MAX) {
+            while handled < BATCH_INPUTS_MAX && (handled % 256 != 0 || batch_started.elapsed() < self.batch_duration_max()) {
                 match inputs.try_recv() {
                     Ok(input) => {
                         self.handle(input);
@@ -362,6 +367,14 @@ impl Applier {
         }
         self.flush();
         tracing::info!("applier stopped");
+    }
+
+    fn batch_duration_max(&self) -> std::time::Duration {
+        if self.dirty.len() > PER_FILE_SYNC_MAX {
+            MANY_LOGS_BATCH_DURATION_MAX
+        } else {
+            BATCH_DURATION_MAX
+        }
     }
 
     fn handle(&mut self, input: ApplyInput) {
