@@ -275,3 +275,36 @@ async fn quoted_and_schema_qualified_names() {
     assert_eq!(response.status(), 400);
     volt.stop().await;
 }
+
+/// Unicode, reserved-word and punctuation-laden names work in `table`, `columns` and `where`,
+/// and row keys are built the same way in the snapshot and in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusual_names_sync() {
+    let volt = TestVolt::start(2_000).await;
+    let sql = volt.sql().await;
+    sql.batch_execute(
+        r#"CREATE SCHEMA "Ünïcødé";
+           CREATE TABLE "Ünïcødé"."select" ("from" int PRIMARY KEY, "a.b/c""d" text, "Größe" int);
+           INSERT INTO "Ünïcødé"."select" VALUES (1, 'x/y', 10), (2, NULL, 20);"#,
+    )
+    .await
+    .unwrap();
+    let table = r#""Ünïcødé"."select""#;
+    let columns = r#""from","a.b/c""d""#;
+    let mut client = volt.shape_with(table, &[("columns", columns), ("where", r#""Größe" >= 10 AND "a.b/c""d" IS DISTINCT FROM 'z'"#)]);
+    client.sync().await;
+    let snapshot_keys: Vec<String> = client.rows.keys().cloned().collect();
+    assert_eq!(client.rows_by("from")["1"]["a.b/c\"d"].as_deref(), Some("x/y"));
+
+    // Delete and re-insert the same rows: the log's keys must equal the snapshot's.
+    sql.batch_execute(r#"DELETE FROM "Ünïcødé"."select"; INSERT INTO "Ünïcødé"."select" VALUES (1, 'x/y', 10), (2, NULL, 20);"#)
+        .await
+        .unwrap();
+    sql.batch_execute(r#"INSERT INTO "Ünïcødé"."select" VALUES (3, 'marker', 30)"#).await.unwrap();
+    follow_until(&mut client, WAIT, |c| c.rows.len() == 3).await;
+    for key in &snapshot_keys {
+        assert!(client.rows.contains_key(key), "the log rebuilt row {key} under another key: {:?}", client.rows.keys());
+    }
+    assert_eq!(client.refetches, 0);
+    volt.stop().await;
+}
