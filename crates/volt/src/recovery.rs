@@ -1,5 +1,5 @@
 //! Start-up recovery: shapes whose snapshot finished before the last stop come back with
-//! their handles and logs, cut to what the journal says is durable.
+//! their handles and logs, cut to what the journal records as durable.
 //!
 //! A shape is dropped instead (its clients then get 409 and resync) when its directory has no
 //! metadata (its snapshot never finished), when its table changed or is gone, when its log is

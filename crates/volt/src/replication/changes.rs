@@ -42,7 +42,7 @@ impl Change {
         Change::Delete { old: row_from_tuple(tuple), old_is_full: matches!(old, OldTuple::Full(_)) }
     }
 
-    /// The rows that decide which shapes the change concerns.
+    /// Returns the rows that decide which shapes the change concerns.
     pub fn rows(&self) -> Vec<&Row> {
         match self {
             Change::Insert { new } => vec![new],
@@ -65,7 +65,7 @@ fn row_from_tuple(tuple: &Tuple) -> Row {
         .collect()
 }
 
-/// The entries `change` adds to `shape`'s log at `offset`. An error means the change cannot
+/// Builds the entries `change` adds to `shape`'s log at `offset`. An error means the change cannot
 /// be applied faithfully, and the caller removes the shape.
 pub fn entries_for_change(shape: &Shape, change: &Change, offset: LogOffset) -> Result<Vec<Entry>, &'static str> {
     let builder = EntryBuilder { shape };
@@ -186,7 +186,7 @@ impl EntryBuilder<'_> {
         }
     }
 
-    /// An update that keeps the row's key. `old_row` is the whole old row when known.
+    /// Builds the entry of an update that keeps the row's key. `old_row` is the whole old row when known.
     fn same_key_update(&self, offset: LogOffset, old_row: Option<&Row>, new_row: &Row, key: String) -> Vec<Entry> {
         let definition = &self.shape.definition;
         let key_columns = &definition.table.key_columns;

@@ -34,7 +34,7 @@ struct ShapeMeta {
     params: BTreeMap<usize, String>,
 }
 
-/// What a shape's metadata file restores.
+/// Shape state restored from a metadata file.
 #[derive(Debug)]
 pub struct StoredShape {
     pub handle: ShapeHandle,
@@ -60,7 +60,7 @@ pub fn write(dir: &Path, handle: &ShapeHandle, definition: &ShapeDefinition, sna
     crashsafe::write_atomic(&dir.join(META_FILE), &json)
 }
 
-/// Reads a shape's metadata; an error means the directory holds no usable shape.
+/// Reads a shape's metadata. An error means the directory contains no usable shape.
 pub fn read(dir: &Path) -> Result<StoredShape, String> {
     let bytes = std::fs::read(dir.join(META_FILE)).map_err(|error| format!("cannot read {META_FILE}: {error}"))?;
     let meta: ShapeMeta = serde_json::from_slice(&bytes).map_err(|error| format!("invalid {META_FILE}: {error}"))?;

@@ -1,4 +1,4 @@
-//! The journal: one append-only record file that says, after every group commit, how far each
+//! The journal: one append-only record file that records, after every group commit, how far each
 //! shape log is durable and which LSN was acknowledged. At start-up it is the only file read
 //! to know every log's state, so start-up time does not grow with the size of the logs.
 //!
@@ -32,7 +32,7 @@ pub struct LogState {
     pub chunk_ends: Vec<(LogOffset, u64)>,
 }
 
-/// Everything the journal says, replayed.
+/// State rebuilt by replaying the journal.
 #[derive(Debug, Default)]
 pub struct JournalState {
     pub logs: HashMap<String, LogState>,
