@@ -47,7 +47,7 @@ pub struct ShapeFilter {
     pub filter: Arc<volt_filter::Filter>,
 }
 
-/// What identifies a shape: requests with equal definitions share one shape and handle.
+/// Identity of a shape. Requests with equal definitions share one shape and handle.
 #[derive(Debug, Clone)]
 pub struct ShapeDefinition {
     pub table: Arc<TableInfo>,
@@ -60,13 +60,14 @@ pub struct ShapeDefinition {
 }
 
 impl ShapeDefinition {
-    /// A definition of the whole table with default replica mode.
+    /// Builds a definition of the whole table in the default replica mode.
     pub fn whole_table(table: Arc<TableInfo>) -> Self {
         let selected = (0..table.columns.len()).collect();
         ShapeDefinition { table, selected, replica: ReplicaMode::Default, filter: None }
     }
 
-    /// A string equal for equal definitions and different otherwise; the registry's key.
+    /// Returns a string that is equal for equal definitions and different otherwise. It is
+    /// the registry's key.
     pub fn identity(&self) -> String {
         let columns: Vec<String> = self.selected.iter().map(|index| index.to_string()).collect();
         // The canonical form is rendered from the checked clause with parameters bound, so
@@ -103,7 +104,7 @@ impl PartialEq for ShapeDefinition {
 impl Eq for ShapeDefinition {}
 
 /// The opaque name clients use for a shape: `<definition hash>-<creation time in µs>`.
-/// A handle is never reused, so a client holding an old one is always told to refetch.
+/// A handle is never reused, so a client with an old one always gets a 409 and refetches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShapeHandle(String);
 

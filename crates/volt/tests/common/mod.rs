@@ -291,7 +291,7 @@ impl ShapeClient {
         self.received.push(message);
     }
 
-    /// Polls until the client holds an up-to-date copy (non-live requests only).
+    /// Polls until the client has an up-to-date copy (non-live requests only).
     pub async fn sync(&mut self) {
         for _ in 0..10_000 {
             if self.up_to_date {
