@@ -30,11 +30,11 @@ use crate::storage::records::{RecordKind, RecordWriter, HEADER_BYTES};
 /// Inputs handled between two group commits at most. A batch ends earlier whenever the
 /// queue is empty, or when it has run for [`BATCH_DURATION_MAX`].
 const BATCH_INPUTS_MAX: usize = 65_536;
-/// Longest a batch runs before its group commit, which bounds how long readers wait for new
+/// Maximum time a batch runs before its group commit, which bounds how long readers wait for new
 /// entries while the stream is busy. Commits are spaced in time rather than counted in
 /// changes.
 const BATCH_DURATION_MAX: std::time::Duration = std::time::Duration::from_millis(20);
-/// Longest a batch runs when it already touched many logs. Each group commit then writes and
+/// Maximum time a batch runs once it touched many logs. Each group commit then writes and
 /// syncs every one of them, which costs more than the wait; measured with volt-bench
 /// routing, 2,000 shapes each receiving changes drained at 0.43 of the one-shape rate with
 /// 20 ms batches and 0.80 with 200 ms batches.
@@ -754,7 +754,7 @@ impl Applier {
             acknowledged = acknowledged.max(self.idle_wal_end);
         }
 
-        // The journal makes the synced ends survive a restart; only after it is durable may
+        // The journal makes the synced ends survive a restart. Only after it is durable may
         // readers see the entries and Postgres forget the WAL behind them.
         let progress: Vec<LogProgress<'_>> = synced
             .iter()
@@ -811,22 +811,15 @@ impl Applier {
 impl Applier {
     /// Rewrites the journal with the full state of every live log.
     fn compact_journal(&mut self, acknowledged: u64) {
-        let states: Vec<(String, crate::shape::store::LogHead, Vec<(LogOffset, u64)>, Vec<(LogOffset, u64)>)> = self
-            .sinks
-            .values()
-            .map(|sink| {
-                let (samples, chunk_ends) = sink.shape.index_snapshot();
-                (sink.shape.handle.as_str().to_owned(), sink.shape.log_head(), samples, chunk_ends)
-            })
-            .collect();
+        let states: Vec<_> = self.sinks.values().map(|sink| (&sink.shape, sink.shape.log_head(), sink.shape.index_copy())).collect();
         let progress: Vec<LogProgress<'_>> = states
             .iter()
-            .map(|(handle, head, samples, chunk_ends)| LogProgress {
-                shape: handle,
+            .map(|(shape, head, index)| LogProgress {
+                shape: shape.handle.as_str(),
                 latest: head.latest,
                 end_position: head.end_position,
-                new_samples: samples,
-                new_chunk_ends: chunk_ends,
+                new_samples: &index.samples,
+                new_chunk_ends: &index.chunk_ends,
             })
             .collect();
         match self.journal.compact(&progress, acknowledged) {

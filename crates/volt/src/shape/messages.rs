@@ -121,7 +121,7 @@ impl MessageEncoder {
         out.extend_from_slice(b"{\"key\":");
         write_json_string(out, key.as_bytes());
         out.extend_from_slice(b",\"value\":");
-        self.write_values(out, row.iter().enumerate().map(|(index, value)| (index, value)));
+        self.write_values(out, row.iter().enumerate());
         out.extend_from_slice(b",\"headers\":{\"operation\":\"insert\",\"relation\":");
         out.extend_from_slice(self.relation_json.as_bytes());
         out.extend_from_slice(b"}}");

@@ -45,7 +45,7 @@ pub struct LogHead {
 }
 
 /// Index of a log: positions readers may start scanning from, and chunk ends.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LogIndex {
     /// Entries sampled every few kilobytes: (offset of the entry, file position of it).
     pub samples: Vec<(LogOffset, u64)>,
@@ -182,10 +182,9 @@ impl Shape {
         (index.samples.last().map(|(_, position)| *position), index.chunk_ends.last().map(|(_, position)| *position))
     }
 
-    /// Returns a copy of the log index: samples and chunk ends.
-    pub fn index_snapshot(&self) -> (Vec<(LogOffset, u64)>, Vec<(LogOffset, u64)>) {
-        let index = self.log_index.read().expect("log index lock");
-        (index.samples.clone(), index.chunk_ends.clone())
+    /// Returns a copy of the published log index.
+    pub fn index_copy(&self) -> LogIndex {
+        self.log_index.read().expect("log index lock").clone()
     }
 
     /// Marks the shape removed and wakes every reader waiting on it.

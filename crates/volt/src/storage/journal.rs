@@ -86,8 +86,8 @@ impl Journal {
         }
         let (entries, valid_end) = records::read_valid_prefix(&path)?;
         let mut state = JournalState::default();
-        for (_, _, json) in entries {
-            let record: JournalRecord = serde_json::from_slice(&json)
+        for entry in entries {
+            let record: JournalRecord = serde_json::from_slice(&entry.json)
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("invalid journal record: {error}")))?;
             apply(&mut state, record)?;
         }

@@ -180,7 +180,7 @@ pub fn encode_record(out: &mut Vec<u8>, kind: RecordKind, offset: LogOffset, jso
     out.extend_from_slice(json);
 }
 
-/// The 16-byte header every record file starts with.
+/// Builds the 16-byte header every record file starts with.
 pub fn file_header() -> Vec<u8> {
     let mut header = Vec::with_capacity(HEADER_BYTES as usize);
     header.extend_from_slice(&MAGIC);
@@ -189,31 +189,26 @@ pub fn file_header() -> Vec<u8> {
     header
 }
 
+/// A record read back and copied out of its file, as the journal replays them.
+#[derive(Debug, Clone)]
+pub struct OwnedRecord {
+    pub kind: RecordKind,
+    pub offset: LogOffset,
+    pub json: Vec<u8>,
+}
+
 /// Reads a whole record file and returns its records up to the first invalid one, with the
 /// file position where the valid part ends. A torn tail after a crash ends the valid part.
-pub fn read_valid_prefix(path: &Path) -> io::Result<(Vec<(RecordKind, LogOffset, Vec<u8>)>, u64)> {
+pub fn read_valid_prefix(path: &Path) -> io::Result<(Vec<OwnedRecord>, u64)> {
     let file = File::open(path)?;
     check_header(&file)?;
     let length = file.metadata()?.len();
     let bytes = read_range(&file, HEADER_BYTES, length)?;
     let mut records = Vec::new();
     let mut at = 0usize;
-    loop {
-        let Some(frame) = bytes.get(at..at + FRAME_BYTES) else {
-            break;
-        };
-        let payload_bytes = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
-        let end = at + FRAME_BYTES + payload_bytes;
-        if payload_bytes < PAYLOAD_PREFIX_BYTES || end > bytes.len() {
-            break;
-        }
-        let mut valid = true;
-        for_each_record(&bytes[at..end], 0, |record| records.push((record.kind, record.offset, record.json.to_vec())))
-            .unwrap_or_else(|_| valid = false);
-        if !valid {
-            break;
-        }
-        at = end;
+    while let Ok((record, next)) = decode_record(&bytes, at, HEADER_BYTES) {
+        records.push(OwnedRecord { kind: record.kind, offset: record.offset, json: record.json.to_vec() });
+        at = next;
     }
     Ok((records, HEADER_BYTES + at as u64))
 }
@@ -245,30 +240,38 @@ pub fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
 pub fn for_each_record(bytes: &[u8], base: u64, mut visit: impl FnMut(Record<'_>)) -> io::Result<()> {
     let mut at = 0usize;
     while at < bytes.len() {
-        let position = base + at as u64;
-        let frame = bytes
-            .get(at..at + FRAME_BYTES)
-            .ok_or_else(|| corrupt(&format!("truncated record frame at byte {position}")))?;
-        let payload_bytes = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
-        let checksum = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
-        if !(PAYLOAD_PREFIX_BYTES..=PAYLOAD_BYTES_MAX).contains(&payload_bytes) {
-            return Err(corrupt(&format!("invalid record length {payload_bytes} at byte {position}")));
-        }
-        let payload_start = at + FRAME_BYTES;
-        let payload = bytes
-            .get(payload_start..payload_start + payload_bytes)
-            .ok_or_else(|| corrupt(&format!("truncated record at byte {position}")))?;
-        if crc32c::crc32c(payload) != checksum {
-            return Err(corrupt(&format!("record checksum mismatch at byte {position}")));
-        }
-        let kind = RecordKind::from_byte(payload[0])
-            .ok_or_else(|| corrupt(&format!("unknown record kind {} at byte {position}", payload[0])))?;
-        let tx = u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"));
-        let op = u64::from_le_bytes(payload[9..17].try_into().expect("8 bytes"));
-        visit(Record { kind, offset: LogOffset::new(tx, op), json: &payload[PAYLOAD_PREFIX_BYTES..] });
-        at = payload_start + payload_bytes;
+        let (record, next) = decode_record(bytes, at, base)?;
+        visit(record);
+        at = next;
     }
     Ok(())
+}
+
+/// Decodes the record that starts at `bytes[at]` and returns it with the index after it.
+/// `base` is the file position of `bytes[0]`, for error messages.
+fn decode_record(bytes: &[u8], at: usize, base: u64) -> io::Result<(Record<'_>, usize)> {
+    let position = base + at as u64;
+    let frame = bytes
+        .get(at..at + FRAME_BYTES)
+        .ok_or_else(|| corrupt(&format!("truncated record frame at byte {position}")))?;
+    let payload_bytes = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+    let checksum = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
+    if !(PAYLOAD_PREFIX_BYTES..=PAYLOAD_BYTES_MAX).contains(&payload_bytes) {
+        return Err(corrupt(&format!("invalid record length {payload_bytes} at byte {position}")));
+    }
+    let payload_start = at + FRAME_BYTES;
+    let payload = bytes
+        .get(payload_start..payload_start + payload_bytes)
+        .ok_or_else(|| corrupt(&format!("truncated record at byte {position}")))?;
+    if crc32c::crc32c(payload) != checksum {
+        return Err(corrupt(&format!("record checksum mismatch at byte {position}")));
+    }
+    let kind = RecordKind::from_byte(payload[0])
+        .ok_or_else(|| corrupt(&format!("unknown record kind {} at byte {position}", payload[0])))?;
+    let tx = u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"));
+    let op = u64::from_le_bytes(payload[9..17].try_into().expect("8 bytes"));
+    let record = Record { kind, offset: LogOffset::new(tx, op), json: &payload[PAYLOAD_PREFIX_BYTES..] };
+    Ok((record, payload_start + payload_bytes))
 }
 
 fn corrupt(message: &str) -> io::Error {
