@@ -3,7 +3,7 @@
 //!
 //! Data flows one way: `replication` streams pgoutput from a slot, the applier turns it into
 //! entries of the shape logs kept by `shape` on top of `storage`, and `http` serves snapshots
-//! and logs to clients. `pg` holds everything else that talks to Postgres.
+//! and logs to clients. `pg` contains everything else that talks to Postgres.
 
 pub mod config;
 pub mod engine;
@@ -33,7 +33,7 @@ use crate::shape::Registry;
 use crate::storage::crashsafe;
 use crate::storage::journal::Journal;
 
-/// Why Volt could not start.
+/// Error from starting Volt.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
@@ -155,7 +155,7 @@ impl Server {
         })
     }
 
-    /// The engine, for tests that inspect shapes.
+    /// Returns the engine, for tests that inspect shapes.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }

@@ -3,7 +3,7 @@
 //!
 //! A shape is dropped instead (its clients then get 409 and resync) when its directory has no
 //! metadata (its snapshot never finished), when its table changed or is gone, when its log is
-//! shorter than the journal says, or when the slot cannot resume where the shapes stopped:
+//! shorter than the journal records, or when the slot cannot resume where the shapes stopped:
 //! the slot was created just now, or it confirmed more than the journal ever acknowledged
 //! (the storage is older than the slot).
 

@@ -62,7 +62,7 @@ impl VoltProcess {
         VoltProcess { child, port }
     }
 
-    /// Waits until the HTTP server answers, which it does only after recovery finished.
+    /// Waits until the HTTP server responds, which it does only after recovery finished.
     async fn wait_ready(&mut self, http: &reqwest::Client) {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {

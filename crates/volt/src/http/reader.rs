@@ -15,7 +15,7 @@ use crate::storage::records::HEADER_BYTES;
 pub struct Batch {
     /// The array, brackets included.
     pub body: Vec<u8>,
-    /// Where the client continues: the offset of the last message served.
+    /// Offset of the last message served, where the client continues.
     pub next_offset: LogOffset,
     /// True when the batch ends with an `up-to-date` message.
     pub up_to_date: bool,
@@ -23,7 +23,7 @@ pub struct Batch {
     pub has_data: bool,
 }
 
-/// Why a shape could not be read.
+/// Error from reading a shape.
 #[derive(Debug)]
 pub enum ReadError {
     /// The shape was removed; the client must start over (409).
@@ -37,7 +37,7 @@ pub enum ReadError {
 }
 
 impl Batch {
-    /// A batch with only an `up-to-date` message, for a live request that timed out.
+    /// Builds a batch with only an `up-to-date` message, for a live request that timed out.
     pub fn up_to_date_only(engine: &Engine, next_offset: LogOffset) -> Batch {
         let mut body = b"[".to_vec();
         body.extend_from_slice(&messages::up_to_date(engine.global_last_seen_lsn()));
@@ -145,8 +145,8 @@ async fn wait_for_snapshot(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<(
     }
 }
 
-/// A shape file that cannot be read is not served: the shape is removed and its clients
-/// resync.
+/// Removes a shape whose file cannot be read, so its clients resync instead of receiving
+/// damaged data.
 fn storage_failure(engine: &Arc<Engine>, shape: &Arc<Shape>, error: std::io::Error) -> ReadError {
     tracing::error!(handle = %shape.handle, %error, "cannot read a shape file; removing the shape");
     let engine = engine.clone();

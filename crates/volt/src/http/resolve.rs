@@ -22,12 +22,12 @@ pub struct ShapeQuery {
 }
 
 impl ShapeQuery {
-    /// A query for a whole table in the default replica mode.
+    /// Builds a query for a whole table in the default replica mode.
     pub fn whole_table(table: RelationName) -> Self {
         ShapeQuery { table, columns: None, replica: ReplicaMode::Default, where_clause: None, params: BTreeMap::new() }
     }
 
-    /// True when `definition` is what this query asks for, judged without the catalog.
+    /// Returns true when `definition` is what this query requests, judged without the catalog.
     pub(crate) fn matches(&self, definition: &ShapeDefinition) -> bool {
         let table = &definition.table;
         let columns_match = match &self.columns {
@@ -66,7 +66,7 @@ pub enum ResolveError {
 }
 
 /// Returns the shape for `query`, creating it when it is new. With a `handle`, the shape must
-/// be that one; otherwise the client is told to refetch the current shape.
+/// be that one, or the result is [`ResolveError::MustRefetch`] with the current shape.
 pub async fn resolve(engine: &Arc<Engine>, query: &ShapeQuery, handle: Option<&ShapeHandle>) -> Result<Arc<Shape>, ResolveError> {
     // Fast path for clients that follow a shape: no catalog lookup.
     if let Some(shape) = handle.and_then(|handle| engine.registry.get_by_handle(handle)) {

@@ -205,7 +205,7 @@ fn read_error(engine: &Engine, shape: &Shape, error: ReadError) -> Response {
     }
 }
 
-/// The 409 that sends a client back to `offset=-1` on the current shape.
+/// Builds the 409 that sends a client back to `offset=-1` on the current shape.
 fn must_refetch(handle: Option<&ShapeHandle>) -> Response {
     let mut response = Response::new(Body::from(MUST_REFETCH_BODY));
     *response.status_mut() = StatusCode::CONFLICT;
@@ -228,7 +228,7 @@ fn batch_response(batch: Batch, engine: &Engine, shape: &Shape, request: &ShapeR
     let etag = if batch.has_data {
         format!("\"{}:{}:{}\"", shape.handle, request.offset, batch.next_offset)
     } else {
-        // Answers without data must never revalidate into a stale "nothing new".
+        // Responses without data must never revalidate into a stale "nothing new".
         let unique = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         format!("\"{}:{}:{}:{unique}\"", shape.handle, request.offset, batch.next_offset)
     };
@@ -276,8 +276,8 @@ fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The next `electric-cursor`: the end of the current long-poll window, so that clients in
-/// one window share a URL; never the cursor the client already sent.
+/// Computes the next `electric-cursor`: the end of the current long-poll window, so that
+/// clients in one window share a URL. It is never the cursor the client already sent.
 fn next_cursor(long_poll_timeout: Duration, sent: Option<&str>) -> u64 {
     let window_s = long_poll_timeout.as_secs().max(1);
     let now_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

@@ -1,4 +1,4 @@
-//! What Volt reads from the system catalog about a table: its columns, their types and its
+//! Catalog reads about a table: its columns, their types and its
 //! primary key, and the schema description sent to clients in `electric-schema`.
 
 use serde_json::{json, Map, Value};
@@ -170,7 +170,7 @@ fn interval_fields(modifier: i32) -> Vec<(&'static str, Value)> {
     fields
 }
 
-/// Why a table cannot be used.
+/// Error from looking up a table.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
     #[error("table {0} does not exist")]

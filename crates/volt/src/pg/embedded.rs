@@ -38,7 +38,7 @@ pub struct EmbeddedOptions {
     pub port: Option<u16>,
 }
 
-/// Why the embedded server could not start.
+/// Error from starting the embedded server.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     #[error(
@@ -105,7 +105,7 @@ impl EmbeddedPostgres {
         Err(last_error.expect("at least one attempt"))
     }
 
-    /// A connection URL that `psql` and Volt accept.
+    /// Returns a connection URL that `psql` and Volt accept.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
     }
@@ -149,7 +149,7 @@ impl EmbeddedPostgres {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SIGINT asks the postmaster for a fast shutdown: end sessions, checkpoint, exit.
+        // SIGINT requests a fast shutdown from the postmaster: end sessions, checkpoint, exit.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
         let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
         while Instant::now() < deadline {
@@ -175,8 +175,8 @@ fn log_path(data_dir: &Path) -> PathBuf {
     data_dir.with_extension("log")
 }
 
-/// The user the server runs as: `None` to run as Volt's own user, or the `postgres` system
-/// user's ids when Volt runs as root.
+/// Returns the user the server runs as: `None` for Volt's own user, or the `postgres`
+/// system user's ids when Volt runs as root.
 fn server_owner() -> Result<Option<(u32, u32)>, EmbeddedError> {
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);

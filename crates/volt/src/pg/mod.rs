@@ -21,7 +21,7 @@ const DISPLAY_OPTIONS: &str = "-c DateStyle=ISO,DMY -c TimeZone=UTC -c IntervalS
 /// How long to wait for a connection to Postgres before giving up on one attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where and how to connect, parsed once from `DATABASE_URL` (URL or key/value form).
+/// Connection settings, parsed once from `DATABASE_URL` (URL or key/value form).
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
     config: Config,
@@ -75,7 +75,7 @@ impl ConnectionSettings {
             .with_buffer_size(4096)
     }
 
-    /// A description for logs: host, port and database, never the password.
+    /// Describes the server for logs: host, port and database, never the password.
     pub fn describe(&self) -> String {
         let host = match &self.config.get_hosts()[0] {
             Host::Tcp(name) => name.clone(),

@@ -1,6 +1,6 @@
 //! SQL identifiers: parsing the names clients send and quoting names Volt sends to Postgres.
 
-/// Longest identifier Postgres keeps, in bytes (NAMEDATALEN − 1).
+/// Maximum identifier length Postgres keeps, in bytes (NAMEDATALEN − 1).
 const IDENTIFIER_BYTES_MAX: usize = 63;
 
 /// A table named by schema and table, both as stored in the catalog (already case-folded).
@@ -11,7 +11,7 @@ pub struct RelationName {
 }
 
 impl RelationName {
-    /// The name quoted for SQL: `"schema"."table"`.
+    /// Returns the name quoted for SQL: `"schema"."table"`.
     pub fn quoted(&self) -> String {
         format!("{}.{}", quote_identifier(&self.schema), quote_identifier(&self.table))
     }

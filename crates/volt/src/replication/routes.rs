@@ -2,7 +2,7 @@
 //!
 //! Shapes whose filter pins a column to constants (`col = 7`, `col IN (…)`, or a conjunction
 //! with such a term) are indexed by those constants, so a change is offered only to the
-//! shapes indexed under its row's value. Every other shape on the table sees every change.
+//! shapes indexed under its row's value. Every other shape on the table is offered every change.
 
 use std::collections::HashMap;
 
@@ -63,7 +63,7 @@ impl TableRoutes {
         self.keys.is_empty()
     }
 
-    /// Every shape on the table.
+    /// Returns every shape on the table.
     pub fn all(&self) -> impl Iterator<Item = SinkId> + '_ {
         self.keys.keys().copied()
     }

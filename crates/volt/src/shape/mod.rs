@@ -83,8 +83,8 @@ impl ShapeDefinition {
         )
     }
 
-    /// The column and constants this shape's rows are pinned to, for routing changes
-    /// without evaluating every shape; `None` when the shape takes every row of its table.
+    /// Returns the column and constants this shape's rows are pinned to, so changes can be
+    /// routed without evaluating every shape. `None` when no such pin exists.
     pub fn routing_key(&self) -> Option<(usize, Vec<String>)> {
         self.filter.as_ref().and_then(|filter| filter.filter.equality_index())
     }

@@ -26,7 +26,7 @@ use crate::storage::records::{RecordKind, RecordWriter};
 /// does not mean a large buffer.
 const WRITE_BUFFER_BYTES_MAX: usize = 1 << 20;
 
-/// Why a snapshot failed.
+/// Error from taking a snapshot.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("Postgres: {0}")]
@@ -128,7 +128,7 @@ async fn copy_rows(client: &Client, shape: &Shape, chunk_bytes_max: u64, snapsho
     let mut partial_line: Vec<u8> = Vec::new();
     while let Some(data) = stream.next().await {
         // Postgres sends one row per message, so the fast path slices values out of the
-        // message without copying; a row split across messages is reassembled first.
+        // message without copying. A row split across messages is reassembled first.
         let data = data?;
         let mut line_start = 0;
         while let Some(newline) = data[line_start..].iter().position(|&b| b == b'\n') {

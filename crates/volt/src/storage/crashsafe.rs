@@ -28,7 +28,7 @@ pub fn sync_data(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
-/// Makes everything written to the file system that holds `path` durable, with one call.
+/// Makes everything written to the file system that contains `path` durable, with one call.
 /// Cheaper than syncing many files one by one, because the file system flushes its journal
 /// once.
 pub fn sync_file_system(path: &Path) -> io::Result<()> {

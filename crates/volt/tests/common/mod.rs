@@ -67,8 +67,8 @@ impl TestPostgres {
     }
 }
 
-/// A temporary directory under /tmp that the `postgres` user can reach: when tests run as
-/// root, PostgreSQL runs as that user.
+/// Creates a temporary directory under /tmp that the `postgres` user can reach, because
+/// PostgreSQL runs as that user when tests run as root.
 fn searchable_temp_dir() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("volt-test-").tempdir_in("/tmp").expect("temporary directory");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -127,12 +127,12 @@ impl TestVolt {
         TestVolt { server, base_url, http, settings, storage }
     }
 
-    /// The storage directory, for tests that damage it.
+    /// Returns the storage directory, for tests that damage it.
     pub fn storage_dir(&self) -> &std::path::Path {
         self.storage.path()
     }
 
-    /// A new connection to the database Volt syncs from.
+    /// Opens a new connection to the database Volt syncs from.
     pub async fn sql(&self) -> Client {
         let (client, connection) = tokio_postgres::connect(&self.server.database_url, NoTls).await.expect("connect");
         tokio::spawn(connection);
@@ -143,7 +143,7 @@ impl TestVolt {
         ShapeClient::new(self.http.clone(), &self.base_url, table)
     }
 
-    /// A client of a shape with extra definition parameters (`where`, `columns`, …).
+    /// Creates a client of a shape with extra definition parameters (`where`, `columns`, …).
     pub fn shape_with(&self, table: &str, parameters: &[(&str, &str)]) -> ShapeClient {
         let mut client = ShapeClient::new(self.http.clone(), &self.base_url, table);
         client.parameters = parameters.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
