@@ -50,6 +50,12 @@ pub struct Args {
     #[arg(long, env = "ELECTRIC_SHAPE_CHUNK_BYTES_THRESHOLD", default_value_t = 10 * 1024 * 1024)]
     pub chunk_bytes_max: u64,
 
+    /// Bytes of new log entries, across all shapes, that Volt keeps in memory before writing
+    /// them to the shape log files. The journal makes them durable before clients see them, so
+    /// this bounds memory, not safety; a larger value means fewer, larger writes.
+    #[arg(long, env = "VOLT_UNWRITTEN_LOG_BYTES_MAX", default_value_t = 32 * 1024 * 1024)]
+    pub unwritten_log_bytes_max: usize,
+
     /// Snapshots that may run at the same time. Each one uses a Postgres connection.
     #[arg(long, env = "VOLT_SNAPSHOT_CONCURRENCY_MAX", default_value_t = 4)]
     pub snapshot_concurrency_max: usize,
@@ -114,6 +120,7 @@ pub struct Settings {
     pub slot: String,
     pub long_poll_timeout: Duration,
     pub chunk_bytes_max: u64,
+    pub unwritten_log_bytes_max: usize,
     pub snapshot_concurrency_max: usize,
     pub table_check_interval: Duration,
     pub cache_max_age_s: u64,
@@ -200,6 +207,7 @@ impl Args {
             slot: self.slot,
             long_poll_timeout: Duration::from_millis(self.long_poll_timeout_ms),
             chunk_bytes_max: self.chunk_bytes_max,
+            unwritten_log_bytes_max: self.unwritten_log_bytes_max,
             snapshot_concurrency_max: self.snapshot_concurrency_max,
             table_check_interval: Duration::from_millis(self.table_check_interval_ms),
             cache_max_age_s: self.cache_max_age_s,

@@ -104,7 +104,7 @@ impl Server {
         let global_last_seen_lsn = Arc::new(AtomicU64::new(start_lsn.0));
         let applier = Applier::new(
             registry.clone(),
-            ApplierSettings { chunk_bytes_max: settings.chunk_bytes_max },
+            ApplierSettings { chunk_bytes_max: settings.chunk_bytes_max, unwritten_bytes_max: settings.unwritten_log_bytes_max },
             ApplierOutputs { acknowledged: acknowledged_tx, global_last_seen_lsn: global_last_seen_lsn.clone() },
             journal,
             start_lsn,

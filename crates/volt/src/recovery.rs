@@ -19,7 +19,7 @@ use crate::replication::stream::SlotState;
 use crate::shape::store::LogIndex;
 use crate::shape::{persist, Registry, Shape};
 use crate::storage::crashsafe;
-use crate::storage::journal::JournalState;
+use crate::storage::journal::{self, JournalState};
 use crate::storage::records::HEADER_BYTES;
 
 /// Restores every usable shape under `shapes_dir` into the registry and the applier.
@@ -82,6 +82,10 @@ pub async fn restore_shapes(
             chunk_ends: log.map(|log| log.chunk_ends.clone()).unwrap_or_default(),
         };
         let shape = Shape::restore(stored.handle, stored.definition, dir.clone(), stored.snapshot_chunk_ends, latest, end_position, index);
+        if let Err(error) = journal::restore_unsynced(&shape.log_path(), log.map_or(&[][..], |log| &log.unsynced)) {
+            discard(&dir, &format!("its log cannot be completed from the journal: {error}"));
+            continue;
+        }
         if let Err(error) = applier.restore(shape.clone(), stored.snapshot) {
             discard(&dir, &format!("its log cannot be opened: {error}"));
             continue;

@@ -70,7 +70,9 @@ impl ConnectionSettings {
             .with_port(port)
             .with_options(DISPLAY_OPTIONS)
             .with_application_name("volt replication")
-            .with_status_interval(Duration::from_secs(1))
+            // A raised acknowledged position reaches the server within this time, so the slot
+            // releases WAL promptly; a status message is a few dozen bytes.
+            .with_status_interval(Duration::from_millis(100))
             .with_wakeup_interval(Duration::from_secs(1))
             .with_buffer_size(4096)
     }

@@ -55,6 +55,9 @@ const DISK_FULL_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct ApplierSettings {
     /// A log chunk closes after the entry that brings it to this many bytes.
     pub chunk_bytes_max: u64,
+    /// Published log bytes kept in memory, across all logs, before they are written to the
+    /// files.
+    pub unwritten_bytes_max: usize,
 }
 
 /// Shared positions the applier publishes.
@@ -126,6 +129,11 @@ struct Sink {
     unpublished_samples: Vec<(LogOffset, u64)>,
     unpublished_chunks: Vec<(LogOffset, u64)>,
     dirty: bool,
+    /// File position up to which the log survives a crash: synced, or held by the journal.
+    durable_end: u64,
+    /// True while the writer keeps published bytes in memory, listed in
+    /// `Applier::keeping_unwritten`.
+    keeps_unwritten: bool,
 }
 
 /// The end of the last complete transaction in a log.
@@ -144,6 +152,7 @@ impl Sink {
     }
 
     fn new_with_writer(shape: Arc<Shape>, writer: RecordWriter, chunk_bytes_max: u64) -> Self {
+        shape.attach_log_writer(&writer);
         let committed = CommittedLog {
             latest: LogOffset::SNAPSHOT_END,
             end_position: HEADER_BYTES,
@@ -172,6 +181,8 @@ impl Sink {
             unpublished_samples: Vec::new(),
             unpublished_chunks: Vec::new(),
             dirty: false,
+            durable_end: HEADER_BYTES,
+            keeps_unwritten: false,
         }
     }
 
@@ -318,6 +329,9 @@ pub struct Applier {
     last_commit_end_lsn: u64,
     /// WAL end from the last keepalive received between transactions.
     idle_wal_end: u64,
+    /// Logs whose writers keep published bytes in memory, and the total of those bytes.
+    keeping_unwritten: Vec<SinkId>,
+    unwritten_bytes: usize,
 }
 
 impl Applier {
@@ -342,6 +356,8 @@ impl Applier {
             last_commit_lsn: start_lsn.0,
             last_commit_end_lsn: start_lsn.0,
             idle_wal_end: start_lsn.0,
+            keeping_unwritten: Vec::new(),
+            unwritten_bytes: 0,
         }
     }
 
@@ -366,6 +382,12 @@ impl Applier {
             self.flush();
         }
         self.flush();
+        // A clean stop leaves every log synced and a short journal, so the next start has
+        // nothing to write back.
+        if !self.stopped {
+            let acknowledged = self.outputs.acknowledged.borrow().0;
+            self.checkpoint(acknowledged);
+        }
         tracing::info!("applier stopped");
     }
 
@@ -443,6 +465,7 @@ impl Applier {
         sink.chunk_bytes = head.end_position - last_chunk_end.unwrap_or(HEADER_BYTES);
         sink.mark_committed();
         sink.dirty = false;
+        sink.durable_end = head.end_position;
 
         let id = self.next_sink_id;
         self.next_sink_id += 1;
@@ -702,6 +725,7 @@ impl Applier {
         let Some(sink) = self.sinks.get_mut(&id) else {
             return;
         };
+        self.unwritten_bytes = self.unwritten_bytes.saturating_sub(sink.writer.kept_bytes());
         match sink.writer.flush(false) {
             // The buffer stays, and the next group commit retries until space returns.
             Err(error) if is_disk_full(&error) => {}
@@ -715,23 +739,39 @@ impl Applier {
 
     /// Makes every written log durable, publishes the new ends and raises the acknowledged
     /// LSN: the group commit.
+    ///
+    /// A log whose new bytes are all still in its buffer is made durable by the journal,
+    /// which carries those bytes; its file is written but not synced. Only a log that wrote
+    /// part of its bytes out earlier (a large transaction) has its file synced. One journal
+    /// sync thus covers any number of logs.
     fn flush(&mut self) {
         let mut failed = Vec::new();
         let mut synced = Vec::new();
-        let dirty: Vec<SinkId> = std::mem::take(&mut self.dirty);
-        let sync_each = dirty.len() <= PER_FILE_SYNC_MAX;
-        for id in dirty {
-            let Some(sink) = self.sinks.get_mut(&id).filter(|sink| sink.dirty) else {
+        let mut journaled = Vec::new();
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(sink) = self.sinks.get(&id).filter(|sink| sink.dirty) else {
                 continue;
             };
+            if sink.writer.buffered_range(sink.durable_end, sink.committed.end_position).is_some() {
+                journaled.push(id);
+            } else {
+                synced.push(id);
+            }
+        }
+        let sync_each = synced.len() <= PER_FILE_SYNC_MAX;
+        synced.retain(|&id| {
+            let Some(sink) = self.sinks.get_mut(&id) else {
+                return false;
+            };
             match retry_while_disk_full(&sink.shape.dir, || sink.writer.flush(sync_each)) {
-                Ok(_) => synced.push(id),
+                Ok(_) => true,
                 Err(error) => {
                     tracing::error!(handle = %sink.shape.handle, %error, "cannot sync a shape log");
                     failed.push(id);
+                    false
                 }
             }
-        }
+        });
         if !sync_each && !synced.is_empty() {
             let shapes_dir = self.registry.shapes_dir().to_owned();
             if let Err(error) = retry_while_disk_full(&shapes_dir, || crate::storage::crashsafe::sync_file_system(&shapes_dir)) {
@@ -745,7 +785,7 @@ impl Applier {
                 }
             }
         }
-        for id in failed {
+        for id in failed.drain(..) {
             self.rotate(id, "shape log sync failed");
         }
 
@@ -758,6 +798,7 @@ impl Applier {
         // readers see the entries and Postgres forget the WAL behind them.
         let progress: Vec<LogProgress<'_>> = synced
             .iter()
+            .chain(&journaled)
             .filter_map(|id| self.sinks.get(id))
             .map(|sink| LogProgress {
                 shape: sink.shape.handle.as_str(),
@@ -765,6 +806,7 @@ impl Applier {
                 end_position: sink.committed.end_position,
                 new_samples: &sink.unpublished_samples,
                 new_chunk_ends: &sink.unpublished_chunks,
+                data: sink.writer.buffered_range(sink.durable_end, sink.committed.end_position).map(|bytes| (sink.durable_end, bytes)),
             })
             .collect();
         let journal = &mut self.journal;
@@ -780,11 +822,44 @@ impl Applier {
         drop(progress);
         self.removed.clear();
 
-        for id in synced {
+        // The journal holds these logs' new bytes. They stay in memory, where readers find
+        // them, and reach the files in bulk later: one write per log per group commit would
+        // cost more than the commit itself with thousands of logs.
+        journaled.retain(|&id| {
+            let Some(sink) = self.sinks.get_mut(&id) else {
+                return false;
+            };
+            let before = sink.writer.kept_bytes();
+            if sink.writer.keep_unwritten(sink.committed.end_position) {
+                self.unwritten_bytes += sink.writer.kept_bytes() - before;
+                if !sink.keeps_unwritten {
+                    sink.keeps_unwritten = true;
+                    self.keeping_unwritten.push(id);
+                }
+                return true;
+            }
+            match retry_while_disk_full(&sink.shape.dir, || sink.writer.flush(false)) {
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::error!(handle = %sink.shape.handle, %error, "cannot write a shape log");
+                    failed.push(id);
+                    false
+                }
+            }
+        });
+        for id in failed {
+            self.rotate(id, "shape log write failed");
+        }
+        if self.unwritten_bytes > self.settings.unwritten_bytes_max {
+            self.write_unwritten();
+        }
+
+        for id in synced.into_iter().chain(journaled) {
             let Some(sink) = self.sinks.get_mut(&id) else {
                 continue;
             };
             sink.dirty = false;
+            sink.durable_end = sink.committed.end_position;
             let committed = sink.committed;
             sink.shape.publish_log(
                 committed.latest,
@@ -794,7 +869,7 @@ impl Applier {
             );
         }
         if self.journal.needs_compaction() {
-            self.compact_journal(acknowledged);
+            self.checkpoint(acknowledged);
         }
         self.outputs.acknowledged.send_if_modified(|current| {
             if acknowledged > current.0 {
@@ -809,8 +884,37 @@ impl Applier {
 }
 
 impl Applier {
-    /// Rewrites the journal with the full state of every live log.
-    fn compact_journal(&mut self, acknowledged: u64) {
+    /// Writes the bytes every log keeps in memory to its file, without a sync.
+    fn write_unwritten(&mut self) {
+        let mut failed = Vec::new();
+        for id in std::mem::take(&mut self.keeping_unwritten) {
+            let Some(sink) = self.sinks.get_mut(&id) else {
+                continue;
+            };
+            sink.keeps_unwritten = false;
+            if let Err(error) = retry_while_disk_full(&sink.shape.dir, || sink.writer.flush(false)) {
+                tracing::error!(handle = %sink.shape.handle, %error, "cannot write a shape log");
+                failed.push(id);
+            }
+        }
+        self.unwritten_bytes = 0;
+        for id in failed {
+            self.rotate(id, "shape log write failed");
+        }
+    }
+
+    /// Syncs every shape log, after which the journal no longer needs the bytes it carries,
+    /// and rewrites the journal with the full state of every live log.
+    fn checkpoint(&mut self, acknowledged: u64) {
+        self.write_unwritten();
+        let shapes_dir = self.registry.shapes_dir().to_owned();
+        if let Err(error) = retry_while_disk_full(&shapes_dir, || crate::storage::crashsafe::sync_file_system(&shapes_dir)) {
+            tracing::warn!(%error, "cannot sync the shape logs; the journal keeps growing");
+            return;
+        }
+        for sink in self.sinks.values_mut() {
+            sink.writer.mark_synced();
+        }
         let states: Vec<_> = self.sinks.values().map(|sink| (&sink.shape, sink.shape.log_head(), sink.shape.index_copy())).collect();
         let progress: Vec<LogProgress<'_>> = states
             .iter()
@@ -820,6 +924,7 @@ impl Applier {
                 end_position: head.end_position,
                 new_samples: &index.samples,
                 new_chunk_ends: &index.chunk_ends,
+                data: None,
             })
             .collect();
         match self.journal.compact(&progress, acknowledged) {

@@ -8,14 +8,14 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::watch;
 
 use super::messages::{self, MessageEncoder, MessageFormat};
 use super::{ShapeDefinition, ShapeHandle};
 use crate::position::LogOffset;
-use crate::storage::records::{self, HEADER_BYTES};
+use crate::storage::records::{self, RecordWriter, Unwritten, HEADER_BYTES};
 
 /// File name of a shape's snapshot inside its directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.records";
@@ -65,6 +65,8 @@ pub struct Shape {
     snapshot: watch::Sender<SnapshotProgress>,
     log: watch::Sender<LogHead>,
     log_index: RwLock<LogIndex>,
+    /// Published log bytes the applier keeps in memory before writing them to the file.
+    log_unwritten: OnceLock<Arc<Mutex<Unwritten>>>,
 }
 
 /// The part of a log a request for entries after some offset gets.
@@ -93,6 +95,7 @@ impl Shape {
             snapshot: watch::channel(SnapshotProgress::default()).0,
             log: watch::channel(initial_head).0,
             log_index: RwLock::new(LogIndex::default()),
+            log_unwritten: OnceLock::new(),
         })
     }
 
@@ -125,6 +128,21 @@ impl Shape {
 
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(LOG_FILE)
+    }
+
+    /// Lets readers see the log bytes its writer keeps in memory.
+    pub fn attach_log_writer(&self, writer: &RecordWriter) {
+        let _ = self.log_unwritten.set(writer.shared_unwritten());
+    }
+
+    /// Reads the log bytes `[start, end)`, from the file and from what the writer keeps in
+    /// memory. Both ends must be record boundaries.
+    pub fn read_log_bytes(&self, start: u64, end: u64) -> io::Result<Vec<u8>> {
+        let file = open_for_reading(&self.log_path())?;
+        match self.log_unwritten.get() {
+            Some(unwritten) => records::read_range_with_unwritten(&file, unwritten, start, end),
+            None => records::read_range(&file, start, end),
+        }
     }
 
     pub fn watch_snapshot(&self) -> watch::Receiver<SnapshotProgress> {
@@ -228,8 +246,7 @@ impl Shape {
     /// Appends the JSON of the log entries in `range` that come after `after` to `out`, which
     /// contains a JSON array being built. Returns how many entries were added.
     pub fn read_log(&self, range: &LogRange, after: LogOffset, format: MessageFormat, out: &mut Vec<u8>) -> io::Result<usize> {
-        let file = open_for_reading(&self.log_path())?;
-        let bytes = records::read_range(&file, range.start_position, range.end_position)?;
+        let bytes = self.read_log_bytes(range.start_position, range.end_position)?;
         let mut count = 0;
         records::for_each_record(&bytes, range.start_position, |record| {
             if record.offset > after && record.offset <= range.end_offset {

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::crashsafe;
 use crate::position::LogOffset;
@@ -35,6 +36,9 @@ pub enum RecordKind {
     Change = 1,
     /// A control message such as `snapshot-end`.
     Control = 2,
+    /// In the journal only: bytes appended to a shape log, kept until the log is synced.
+    /// The payload after the offset is binary (see `storage::journal`), not JSON.
+    LogData = 3,
 }
 
 impl RecordKind {
@@ -42,6 +46,7 @@ impl RecordKind {
         match byte {
             1 => Some(RecordKind::Change),
             2 => Some(RecordKind::Control),
+            3 => Some(RecordKind::LogData),
             _ => None,
         }
     }
@@ -55,18 +60,40 @@ pub struct Record<'a> {
     pub json: &'a [u8],
 }
 
-/// A record file being written. Appends go to a buffer; [`RecordWriter::flush`] writes and
-/// syncs them, and only then may their end position be shown to readers.
+/// A record file being written. Appends go to a private buffer; [`RecordWriter::flush`]
+/// writes and syncs them, and only then may their end position be shown to readers.
+///
+/// A log can also keep committed bytes in memory instead of writing them at once
+/// ([`RecordWriter::keep_unwritten`]), when something else (the journal) makes them durable.
+/// Those bytes sit in an [`Unwritten`] region shared with readers, between the end of the
+/// file and the private buffer, until a later flush writes them.
 #[derive(Debug)]
 pub struct RecordWriter {
     file: File,
+    unwritten: Arc<Mutex<Unwritten>>,
+    /// Appended bytes that follow the unwritten region.
     buffer: Vec<u8>,
-    /// File position where `buffer` starts.
-    written_bytes: u64,
     /// Bytes at the start of `buffer` already written by a flush that then failed.
     unwritten_start: usize,
     /// True when bytes were written since the last sync.
     unsynced: bool,
+}
+
+/// Bytes of a record file that readers may see but that are not in the file yet.
+#[derive(Debug, Default)]
+pub struct Unwritten {
+    /// File position of the first byte: the end of what was written to the file.
+    pub start: u64,
+    pub bytes: Vec<u8>,
+    /// Bytes at the start of `bytes` already written by a flush that then failed.
+    written: usize,
+}
+
+impl Unwritten {
+    /// File position after the last byte.
+    pub fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
 }
 
 impl RecordWriter {
@@ -75,7 +102,7 @@ impl RecordWriter {
         let mut file = crashsafe::create_new_file(path)?;
         file.write_all(&file_header())?;
         crashsafe::sync_data(&file)?;
-        Ok(RecordWriter { file, buffer: Vec::new(), written_bytes: HEADER_BYTES, unwritten_start: 0, unsynced: false })
+        Ok(RecordWriter::with_file(file, HEADER_BYTES))
     }
 
     /// Opens an existing record file for appending after `end`, cutting anything after it:
@@ -91,7 +118,21 @@ impl RecordWriter {
             file.set_len(end)?;
             crashsafe::sync_data(&file)?;
         }
-        Ok(RecordWriter { file, buffer: Vec::new(), written_bytes: end, unwritten_start: 0, unsynced: false })
+        Ok(RecordWriter::with_file(file, end))
+    }
+
+    fn with_file(file: File, end: u64) -> Self {
+        let unwritten = Unwritten { start: end, bytes: Vec::new(), written: 0 };
+        RecordWriter { file, unwritten: Arc::new(Mutex::new(unwritten)), buffer: Vec::new(), unwritten_start: 0, unsynced: false }
+    }
+
+    fn lock_unwritten(&self) -> std::sync::MutexGuard<'_, Unwritten> {
+        self.unwritten.lock().expect("unwritten bytes lock")
+    }
+
+    /// The region readers consult for bytes not yet in the file.
+    pub fn shared_unwritten(&self) -> Arc<Mutex<Unwritten>> {
+        self.unwritten.clone()
     }
 
     /// Appends a record to the buffer and returns the file position where it starts.
@@ -101,59 +142,102 @@ impl RecordWriter {
         position
     }
 
+    /// File position where the private buffer starts.
+    fn buffer_start(&self) -> u64 {
+        self.lock_unwritten().end()
+    }
+
     /// File position after the last appended record, flushed or not.
     pub fn end_position(&self) -> u64 {
-        self.written_bytes + self.buffer.len() as u64
+        self.buffer_start() + self.buffer.len() as u64
     }
 
-    /// Bytes appended but not yet written.
+    /// Bytes appended but not yet written, kept or not.
     pub fn buffered_bytes(&self) -> usize {
-        self.buffer.len()
+        self.lock_unwritten().bytes.len() + self.buffer.len()
     }
 
-    /// Writes the buffer and, when `sync` is true, makes everything written durable. Returns
-    /// the new end. After an error (a full disk, say) the writer stays consistent and a later
-    /// call continues where this one stopped.
-    pub fn flush(&mut self, sync: bool) -> io::Result<u64> {
-        while self.unwritten_start < self.buffer.len() {
-            match self.file.write(&self.buffer[self.unwritten_start..]) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the file accepted no bytes")),
-                Ok(written) => {
-                    self.unwritten_start += written;
-                    self.unsynced = true;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
+    /// Bytes kept by [`RecordWriter::keep_unwritten`] and not yet written.
+    pub fn kept_bytes(&self) -> usize {
+        self.lock_unwritten().bytes.len()
+    }
+
+    /// The appended bytes `[start, end)` when all of them are in the private buffer, that is
+    /// when none of them was written out or kept since `start`.
+    pub fn buffered_range(&self, start: u64, end: u64) -> Option<&[u8]> {
+        let buffer_start = self.buffer_start();
+        if start < buffer_start || end < start || end > buffer_start + self.buffer.len() as u64 || self.unwritten_start > 0 {
+            return None;
         }
-        self.written_bytes += self.buffer.len() as u64;
+        let from = (start - buffer_start) as usize;
+        let to = (end - buffer_start) as usize;
+        Some(&self.buffer[from..to])
+    }
+
+    /// Moves the buffered bytes before `end` to the region readers can see without writing
+    /// them. The caller must have made them durable some other way. Returns false, moving
+    /// nothing, when part of the buffer was already written.
+    pub fn keep_unwritten(&mut self, end: u64) -> bool {
+        if self.unwritten_start > 0 {
+            return false;
+        }
+        let mut unwritten = self.unwritten.lock().expect("unwritten bytes lock");
+        let Some(count) = end.checked_sub(unwritten.end()).map(|count| count as usize).filter(|&count| count <= self.buffer.len()) else {
+            return false;
+        };
+        unwritten.bytes.extend(self.buffer.drain(..count));
+        true
+    }
+
+    /// Writes the kept bytes and the buffer and, when `sync` is true, makes everything
+    /// written durable. Returns the new end. After an error (a full disk, say) the writer
+    /// stays consistent and a later call continues where this one stopped.
+    pub fn flush(&mut self, sync: bool) -> io::Result<u64> {
+        {
+            let mut unwritten = self.unwritten.lock().expect("unwritten bytes lock");
+            let Unwritten { bytes, written, .. } = &mut *unwritten;
+            write_from(&mut self.file, bytes, written, &mut self.unsynced)?;
+            unwritten.start = unwritten.end();
+            unwritten.bytes.clear();
+            unwritten.written = 0;
+        }
+        write_from(&mut self.file, &self.buffer, &mut self.unwritten_start, &mut self.unsynced)?;
+        let end = {
+            let mut unwritten = self.unwritten.lock().expect("unwritten bytes lock");
+            unwritten.start += self.buffer.len() as u64;
+            unwritten.start
+        };
         self.buffer.clear();
         self.unwritten_start = 0;
         if sync && self.unsynced {
             crashsafe::sync_data(&self.file)?;
             self.unsynced = false;
         }
-        Ok(self.written_bytes)
+        Ok(end)
     }
 
     /// Records that a file-system-wide sync covered this file's written bytes.
     pub fn mark_synced(&mut self) {
-        if self.buffer.is_empty() {
+        if self.buffered_bytes() == 0 {
             self.unsynced = false;
         }
     }
 
     /// Drops everything after `position`, buffered or written: the records of a transaction
-    /// that will not complete.
+    /// that will not complete. Kept bytes are never dropped: they are durable.
     pub fn truncate(&mut self, position: u64) -> io::Result<()> {
-        let in_file = self.written_bytes + self.unwritten_start as u64;
-        if position >= in_file {
-            self.buffer.truncate((position - self.written_bytes) as usize);
+        let buffer_start = self.buffer_start();
+        if position >= buffer_start + self.unwritten_start as u64 {
+            self.buffer.truncate((position - buffer_start) as usize);
             return Ok(());
+        }
+        let mut unwritten = self.unwritten.lock().expect("unwritten bytes lock");
+        if !unwritten.bytes.is_empty() {
+            return Err(corrupt("cannot drop bytes that were made durable"));
         }
         // Part of what goes already reached the file; what stays is all in the file.
         self.file.set_len(position)?;
-        self.written_bytes = position;
+        unwritten.start = position;
         self.buffer.clear();
         self.unwritten_start = 0;
         self.unsynced = true;
@@ -164,6 +248,43 @@ impl RecordWriter {
     pub fn reader(&self) -> io::Result<File> {
         self.file.try_clone()
     }
+}
+
+/// Writes `bytes[*done..]` to the end of `file`, advancing `done` as bytes are accepted.
+fn write_from(file: &mut File, bytes: &[u8], done: &mut usize, unsynced: &mut bool) -> io::Result<()> {
+    while *done < bytes.len() {
+        match file.write(&bytes[*done..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the file accepted no bytes")),
+            Ok(written) => {
+                *done += written;
+                *unsynced = true;
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Reads the bytes `[start, end)` of a record file whose last bytes may still be in
+/// `unwritten`. Both ends must be record boundaries.
+pub fn read_range_with_unwritten(file: &File, unwritten: &Mutex<Unwritten>, start: u64, end: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
+    // Copy the part still in memory first. Bytes leave the region only after they were
+    // written, so the part before its start is in the file whatever happens next.
+    let file_end = {
+        let unwritten = unwritten.lock().expect("unwritten bytes lock");
+        let file_end = end.min(unwritten.start).max(start);
+        if end > file_end {
+            let from = (file_end - unwritten.start) as usize;
+            let to = (end - unwritten.start) as usize;
+            let source = unwritten.bytes.get(from..to).ok_or_else(|| corrupt("read past the end of a record file"))?;
+            bytes[(file_end - start) as usize..].copy_from_slice(source);
+        }
+        file_end
+    };
+    file.read_exact_at(&mut bytes[..(file_end - start) as usize], start)?;
+    Ok(bytes)
 }
 
 /// Appends one framed record to `out`.
@@ -361,5 +482,42 @@ mod tests {
 
         let error = for_each_record(&bytes[..bytes.len() - 1], HEADER_BYTES, |_| {}).unwrap_err();
         assert!(error.to_string().contains("truncated"), "{error}");
+    }
+
+    #[test]
+    fn kept_bytes_are_readable_before_they_reach_the_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("log");
+        let mut writer = RecordWriter::create(&path).unwrap();
+        let unwritten = writer.shared_unwritten();
+        writer.append(RecordKind::Change, LogOffset::new(1, 0), b"\"written\"");
+        let first_end = writer.flush(false).unwrap();
+        writer.append(RecordKind::Change, LogOffset::new(2, 0), b"\"kept\"");
+        let kept_end = writer.end_position();
+        writer.append(RecordKind::Change, LogOffset::new(3, 0), b"\"uncommitted\"");
+        assert_eq!(writer.buffered_range(first_end, kept_end).map(<[u8]>::len), Some((kept_end - first_end) as usize));
+        assert!(writer.keep_unwritten(kept_end));
+        // The kept record is no longer in the private buffer, and not in the file either.
+        assert!(writer.buffered_range(first_end, kept_end).is_none());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), first_end);
+
+        let reader = writer.reader().unwrap();
+        let read_all = |end: u64| {
+            let bytes = read_range_with_unwritten(&reader, &unwritten, HEADER_BYTES, end).unwrap();
+            let mut seen = Vec::new();
+            for_each_record(&bytes, HEADER_BYTES, |record| seen.push(String::from_utf8(record.json.to_vec()).unwrap())).unwrap();
+            seen
+        };
+        assert_eq!(read_all(kept_end), ["\"written\"", "\"kept\""]);
+
+        // Dropping the uncommitted record leaves the kept one; a flush writes both regions in order.
+        writer.truncate(kept_end).unwrap();
+        assert!(writer.truncate(first_end).is_err(), "kept bytes are durable and never dropped");
+        writer.append(RecordKind::Change, LogOffset::new(4, 0), b"\"next\"");
+        let end = writer.flush(true).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
+        assert_eq!(read_all(end), ["\"written\"", "\"kept\"", "\"next\""]);
+        let (records, valid_end) = read_valid_prefix(&path).unwrap();
+        assert_eq!((records.len(), valid_end), (3, end));
     }
 }
