@@ -1,0 +1,157 @@
+// Client 1.5.28 in SSE mode (`liveSse: true`) and in long-poll mode, side by side, against a
+// Volt started with --secret: every kind of change arrives, and both clients end equal to
+// SELECT. Short stream lifetimes make the SSE client reconnect from the offset it derives
+// from each up-to-date message.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { connectOracle, selectAll } from '../lib/postgres.js';
+import { followShape, TEXT_PARSER } from '../lib/shape.js';
+import { startVolt } from '../lib/volt.js';
+
+const SECRET = 'sse secret/with+signs';
+const LONG_POLL_TIMEOUT_MS = 1_000;
+// Long enough that the client does not count a stream as a failed short connection (under
+// 1 s), short enough that the test goes through several reconnects.
+const SSE_LIFETIME_MS = 3_000;
+const SSE_KEEP_ALIVE_INTERVAL_MS = 500;
+const SYNC_TIMEOUT_MS = 20_000;
+const TEST_TIMEOUT_MS = 180_000;
+const INITIAL_ROWS = 300;
+
+let volt;
+let oracle;
+
+before(async () => {
+  volt = await startVolt({
+    extraArgs: [
+      '--secret', SECRET,
+      '--long-poll-timeout-ms', String(LONG_POLL_TIMEOUT_MS),
+      '--sse-lifetime-ms', String(SSE_LIFETIME_MS),
+      '--sse-keep-alive-interval-ms', String(SSE_KEEP_ALIVE_INTERVAL_MS),
+    ],
+  });
+  oracle = await connectOracle(volt.databaseUrl);
+}, { timeout: 90_000 });
+
+after(async () => {
+  await oracle?.end();
+  await volt?.stop();
+}, { timeout: 60_000 });
+
+/** Runs `statements` (SQL text or [text, values]) in one transaction. */
+async function runTransaction(statements) {
+  await oracle.query('BEGIN');
+  try {
+    for (const statement of statements) {
+      const [text, values] = Array.isArray(statement) ? statement : [statement, []];
+      await oracle.query(text, values);
+    }
+    await oracle.query('COMMIT');
+  } catch (error) {
+    await oracle.query('ROLLBACK');
+    throw error;
+  }
+}
+
+test('SSE and long-poll clients follow every kind of change', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const table = { schema: 'public', name: 'items' };
+  const keyColumns = ['id'];
+  await oracle.query('CREATE TABLE items (id int PRIMARY KEY, title text, n int)');
+  await oracle.query(
+    `INSERT INTO items SELECT g, 'title ' || g, g FROM generate_series(1, ${INITIAL_ROWS}) g`,
+  );
+  // Changes to another table move the server's WAL position past the shape's last change.
+  await oracle.query('CREATE TABLE other (id int PRIMARY KEY, n int)');
+
+  const followers = {
+    sse: followShape({
+      baseUrl: volt.baseUrl,
+      table: 'items',
+      parser: TEXT_PARSER,
+      shapeParams: { secret: SECRET },
+      streamOptions: { liveSse: true },
+    }),
+    'long-poll': followShape({
+      baseUrl: volt.baseUrl,
+      table: 'items',
+      parser: TEXT_PARSER,
+      shapeParams: { secret: SECRET },
+    }),
+  };
+  t.after(() => Object.values(followers).forEach((follower) => follower.stop()));
+
+  const expectClientsMatchSelect = async (label) => {
+    const expectedRows = await selectAll(oracle, table, keyColumns);
+    await Promise.all(Object.entries(followers).map(([mode, follower]) => follower.waitUntilRowsEqual(
+      expectedRows, keyColumns, { timeoutMs: SYNC_TIMEOUT_MS, label: `${mode} client, ${label}` },
+    )));
+  };
+  await expectClientsMatchSelect('initial sync');
+
+  const steps = [
+    ['insert', [
+      ['INSERT INTO items VALUES ($1, $2, $3)', [1000, 'quote " backslash \\ accent é emoji 🚀\nsecond line', 1]],
+    ]],
+    ['update of a non-key column', [`UPDATE items SET title = 'renamed' WHERE id = 2`]],
+    ['update to NULL', ['UPDATE items SET n = NULL WHERE id = 3']],
+    ['delete', ['DELETE FROM items WHERE id = 4']],
+    ['changes to another table only', [
+      'INSERT INTO other SELECT g, g FROM generate_series(1, 50) g',
+      'UPDATE other SET n = n + 1',
+    ]],
+    ['update of the primary key', ['UPDATE items SET id = 2000 WHERE id = 5']],
+    ['transaction with several changes', [
+      `INSERT INTO items VALUES (3000, 'new', 1)`,
+      `UPDATE items SET title = 'new, renamed' WHERE id = 3000`,
+      'DELETE FROM items WHERE id BETWEEN 10 AND 20',
+      'UPDATE items SET n = coalesce(n, 0) + 1 WHERE id % 7 = 0',
+      'UPDATE other SET n = n + 1',
+    ]],
+    ['delete of most rows', ['DELETE FROM items WHERE id > 50']],
+    ['insert of a previously deleted key', [`INSERT INTO items VALUES (100, 'back again', 1)`]],
+  ];
+  for (const [name, statements] of steps) {
+    await t.test(name, async () => {
+      await runTransaction(statements);
+      await expectClientsMatchSelect(`after ${name}`);
+    });
+  }
+
+  await t.test('change after an SSE reconnect', async () => {
+    // The stream ends after its lifetime; the next one starts from the offset the client
+    // derived from the last up-to-date message.
+    const reconnected = followers.sse.waitForResponse(
+      (record) => record.sse && record.status === 200,
+      { timeoutMs: SSE_LIFETIME_MS * 3, label: 'SSE reconnect' },
+    );
+    await oracle.query('UPDATE other SET n = n + 1');
+    await reconnected;
+    await runTransaction([`UPDATE items SET title = 'after reconnect' WHERE id = 1`]);
+    await expectClientsMatchSelect('after an SSE reconnect');
+  });
+
+  const sse = followers.sse;
+  const longPoll = followers['long-poll'];
+  assert.ok(sse.responseKinds.sse >= 2, `SSE responses: ${sse.responseKinds.sse}\n${sse.describeHistory()}`);
+  // The client falls back to long polls after three streams shorter than 1 s.
+  assert.equal(sse.responseKinds.longPoll, 0, `the SSE client fell back to long polling\n${sse.describeHistory()}`);
+  assert.equal(longPoll.responseKinds.sse, 0);
+  assert.ok(longPoll.responseKinds.longPoll > 0, longPoll.describeHistory());
+  for (const [mode, follower] of Object.entries(followers)) {
+    assert.equal(follower.responseCount(409), 0, `${mode} client resynced\n${follower.describeHistory()}`);
+    assert.equal(follower.responseCount(400), 0, `${mode} client got a 400\n${follower.describeHistory()}`);
+    // Node's fetch accepts gzip, and the first snapshot chunk is large enough to compress.
+    assert.ok(follower.responseKinds.gzip > 0, `${mode} client received no gzip response\n${follower.describeHistory()}`);
+  }
+});
+
+test('SSE request without the secret gets 401', async () => {
+  const response = await fetch(
+    `${volt.baseUrl}/v1/shape?table=items&offset=0_inf&handle=h&live=true&live_sse=true`,
+    { headers: { accept: 'text/event-stream' } },
+  );
+  assert.equal(response.status, 401);
+  assert.deepEqual(await response.json(), { message: 'Unauthorized - Invalid API secret' });
+});
