@@ -168,6 +168,29 @@ async fn sse_streams_batches_ending_up_to_date() {
     volt.stop().await;
 }
 
+/// The resume offset `<last tx + 1>_0` is the furthest offset past the log's end that a
+/// request may name; one LSN further is out of bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_offset_is_the_bound() {
+    let volt = TestVolt::start(5_000).await;
+    let sql = volt.sql().await;
+    sql.batch_execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    let mut client = volt.shape("items");
+    client.sync().await;
+    sql.batch_execute("INSERT INTO items VALUES (1)").await.unwrap();
+    common::follow_until(&mut client, EVENT_WAIT, |c| c.rows.len() == 1).await;
+    let last_lsn = lsn_of(client.received.last().unwrap());
+    let handle = client.handle.clone().unwrap();
+
+    let resume = volt.get(&format!("/v1/shape?table=items&handle={handle}&offset={}_0", last_lsn + 1)).await;
+    assert_eq!(resume.status(), 200);
+    let beyond = volt.get(&format!("/v1/shape?table=items&handle={handle}&offset={}_0", last_lsn + 2)).await;
+    assert_eq!(beyond.status(), 400);
+    let body: Value = beyond.json().await.unwrap();
+    assert_eq!(body["errors"]["offset"][0], "out of bounds for this shape");
+    volt.stop().await;
+}
+
 /// Applies one streamed message the way `ShapeClient` applies a long-poll message.
 fn apply(client: &mut ShapeClient, message: Value) {
     let headers = &message["headers"];
