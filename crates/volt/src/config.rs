@@ -317,6 +317,20 @@ mod tests {
     }
 
     #[test]
+    fn sse_and_compression_options_are_checked() {
+        let settings = parse(&[], &[]).unwrap().into_settings().unwrap();
+        assert_eq!(settings.sse_lifetime, Duration::from_secs(60));
+        assert_eq!(settings.sse_keep_alive_interval, Duration::from_secs(21));
+        assert_eq!(settings.compression_min_bytes, Some(1024));
+        let settings = parse(&["--disable-compression"], &[]).unwrap().into_settings().unwrap();
+        assert_eq!(settings.compression_min_bytes, None);
+        let error = parse(&["--sse-lifetime-ms", "0"], &[]).unwrap().into_settings().unwrap_err();
+        assert!(error.contains("--sse-lifetime-ms"), "{error}");
+        let error = parse(&["--sse-keep-alive-interval-ms", "0"], &[]).unwrap().into_settings().unwrap_err();
+        assert!(error.contains("--sse-keep-alive-interval-ms"), "{error}");
+    }
+
+    #[test]
     fn invalid_electric_env_values_are_rejected() {
         let error = parse(&[], &[("CACHE_MAX_AGE", "soon")]).unwrap_err();
         assert!(error.to_string().contains("CACHE_MAX_AGE"), "{error}");
