@@ -31,7 +31,7 @@ pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
             let quality = parts
                 .filter_map(|parameter| parameter.trim().strip_prefix("q="))
                 .filter_map(|quality| quality.trim().parse::<f32>().ok())
-                .last()
+                .next_back()
                 .unwrap_or(1.0);
             match coding.as_str() {
                 "gzip" | "x-gzip" => gzip = Some(quality > 0.0),
