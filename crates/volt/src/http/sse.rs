@@ -118,9 +118,15 @@ impl EventStream {
                 return None;
             }
             if self.has_unsent_entries() {
+                let before = self.sent_up_to;
                 match self.read_batch().await {
-                    Ok(chunk) if chunk.is_empty() => continue,
-                    Ok(chunk) => return Some(chunk),
+                    Ok(chunk) if !chunk.is_empty() => return Some(chunk),
+                    Ok(_) if self.sent_up_to != before => continue,
+                    Ok(_) => {
+                        // Reading again would return the same nothing, in a busy loop.
+                        tracing::error!(handle = %self.shape.handle, offset = %before, "an event stream read made no progress; ending it");
+                        return None;
+                    }
                     Err(error) => {
                         tracing::debug!(handle = %self.shape.handle, ?error, "ending an event stream");
                         return None;
