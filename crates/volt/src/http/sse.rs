@@ -4,8 +4,8 @@
 //! commits: one `data:` event per message, and each batch ends with an `up-to-date` event,
 //! because client 1.5.x buffers events until it receives one. A `: keep-alive` comment goes out
 //! after each idle keep-alive interval. The stream ends at the end of its lifetime, on
-//! shutdown, or when the shape is removed; the client then reconnects and, for a removed
-//! shape, gets the 409.
+//! shutdown, or when the shape is removed. The client then reconnects, and gets the 409 when
+//! the shape was removed.
 //!
 //! In this mode the client takes its next offset from the `up-to-date` message, as
 //! `<global_last_seen_lsn>_0`, and not from `electric-offset`. So the field carries one past
