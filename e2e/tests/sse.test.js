@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { connectOracle, selectAll } from '../lib/postgres.js';
+import { runProgramChecked } from '../lib/programs.js';
 import { followShape, TEXT_PARSER } from '../lib/shape.js';
 import { startVolt } from '../lib/volt.js';
 
@@ -39,6 +40,32 @@ after(async () => {
   await oracle?.end();
   await volt?.stop();
 }, { timeout: 60_000 });
+
+/**
+ * Checks every change `follower` receives from now on: its log position (`lsn`, then
+ * `op_position`) must be greater than the previous change's, so no change arrives twice or
+ * out of order. Returns the list of violations, which the test asserts empty.
+ */
+function trackPositions(follower) {
+  const violations = [];
+  let last = null;
+  follower.stream.subscribe((messages) => {
+    for (const message of messages) {
+      if (message.headers?.control === 'must-refetch') {
+        last = null;
+      }
+      if (typeof message.headers?.lsn !== 'string') {
+        continue;
+      }
+      const position = { lsn: BigInt(message.headers.lsn), op: message.headers.op_position };
+      if (last !== null && (position.lsn < last.lsn || (position.lsn === last.lsn && position.op <= last.op))) {
+        violations.push(`change at ${position.lsn}_${position.op} after ${last.lsn}_${last.op}`);
+      }
+      last = position;
+    }
+  });
+  return violations;
+}
 
 /** Runs `statements` (SQL text or [text, values]) in one transaction. */
 async function runTransaction(statements) {
@@ -81,6 +108,9 @@ test('SSE and long-poll clients follow every kind of change', { timeout: TEST_TI
     }),
   };
   t.after(() => Object.values(followers).forEach((follower) => follower.stop()));
+  const violations = Object.fromEntries(
+    Object.entries(followers).map(([mode, follower]) => [mode, trackPositions(follower)]),
+  );
 
   const expectClientsMatchSelect = async (label) => {
     const expectedRows = await selectAll(oracle, table, keyColumns);
@@ -140,10 +170,56 @@ test('SSE and long-poll clients follow every kind of change', { timeout: TEST_TI
   assert.equal(longPoll.responseKinds.sse, 0);
   assert.ok(longPoll.responseKinds.longPoll > 0, longPoll.describeHistory());
   for (const [mode, follower] of Object.entries(followers)) {
+    assert.deepEqual(violations[mode], [], `${mode} client received changes twice or out of order`);
     assert.equal(follower.responseCount(409), 0, `${mode} client resynced\n${follower.describeHistory()}`);
     assert.equal(follower.responseCount(400), 0, `${mode} client got a 400\n${follower.describeHistory()}`);
     // Node's fetch accepts gzip, and the first snapshot chunk is large enough to compress.
     assert.ok(follower.responseKinds.gzip > 0, `${mode} client received no gzip response\n${follower.describeHistory()}`);
+  }
+});
+
+test('SSE clients follow a pgbench run', { timeout: 420_000 }, async (t) => {
+  const followedTables = [
+    { table: { schema: 'public', name: 'pgbench_accounts' }, keyColumns: ['aid'] },
+    { table: { schema: 'public', name: 'pgbench_tellers' }, keyColumns: ['tid'] },
+    { table: { schema: 'public', name: 'pgbench_branches' }, keyColumns: ['bid'] },
+  ];
+  await runProgramChecked('pgbench', ['-i', '-q', '-s', '1', volt.databaseUrl], { timeoutMs: 120_000 });
+  const followers = followedTables.map(({ table }) => followShape({
+    baseUrl: volt.baseUrl,
+    table: table.name,
+    parser: TEXT_PARSER,
+    shapeParams: { secret: SECRET },
+    streamOptions: { liveSse: true },
+  }));
+  t.after(() => followers.forEach((follower) => follower.stop()));
+  const violations = followers.map(trackPositions);
+
+  const expectFollowersMatchSelect = (label, timeoutMs) => Promise.all(
+    followedTables.map(async ({ table, keyColumns }, index) => {
+      const expectedRows = await selectAll(oracle, table, keyColumns);
+      await followers[index].waitUntilRowsEqual(expectedRows, keyColumns, { timeoutMs, label: `${table.name} ${label}` });
+    }),
+  );
+  await expectFollowersMatchSelect('initial sync', 120_000);
+
+  // Four writers for 10 s, so several streams end and reconnect while transactions commit.
+  const benchmark = await runProgramChecked(
+    'pgbench',
+    ['-c', '4', '-T', '10', volt.databaseUrl],
+    { timeoutMs: 120_000 },
+  );
+  const processed = /number of transactions actually processed: (\d+)/.exec(benchmark.stdout);
+  assert.ok(processed && Number(processed[1]) > 0, `pgbench processed no transactions:\n${benchmark.stdout}`);
+  t.diagnostic(`pgbench processed ${processed[1]} transactions`);
+
+  await expectFollowersMatchSelect('after pgbench', 60_000);
+  for (const [index, follower] of followers.entries()) {
+    const name = followedTables[index].table.name;
+    assert.deepEqual(violations[index], [], `${name}: changes arrived twice or out of order`);
+    assert.ok(follower.responseKinds.sse >= 2, `${name}: SSE responses\n${follower.describeHistory()}`);
+    assert.equal(follower.responseKinds.longPoll, 0, `${name}: fell back to long polls\n${follower.describeHistory()}`);
+    assert.equal(follower.responseCount(409), 0, `${name}: resynced\n${follower.describeHistory()}`);
   }
 });
 
