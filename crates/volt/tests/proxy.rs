@@ -27,8 +27,9 @@ struct Nginx {
 
 impl Nginx {
     /// Starts nginx in the foreground with a configuration of its own, using nginx's default
-    /// `proxy_buffering on`.
-    async fn start(upstream: &str) -> Nginx {
+    /// `proxy_buffering on` and HTTP `http_version` (`1.0`, nginx's default, or `1.1`) towards
+    /// Volt.
+    async fn start(upstream: &str, http_version: &str) -> Nginx {
         let dir = tempfile::Builder::new().prefix("volt-nginx-").tempdir_in("/tmp").expect("temporary directory");
         // Run as root, nginx's workers run as `nobody` and must reach their temporary files.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
@@ -50,7 +51,7 @@ http {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://{upstream};
-            proxy_http_version 1.1;
+            proxy_http_version {http_version};
         }}
     }}
 }}
@@ -115,22 +116,33 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_pass_nginx_unbuffered() {
     let volt = TestVolt::start_with(5_000, |settings| settings.sse_lifetime = Duration::from_secs(60)).await;
-    let nginx = Nginx::start(&volt.base_url).await;
     let sql = volt.sql().await;
     sql.batch_execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
-    let mut client = common::ShapeClient::new(volt.http.clone(), &nginx.base_url, "items");
+    // Over HTTP/1.0 Volt cannot use chunked encoding, so it ends each stream by closing the
+    // connection; both must stream.
+    for (http_version, id) in [("1.0", 1), ("1.1", 2)] {
+        let nginx = Nginx::start(&volt.base_url, http_version).await;
+        expect_event_through(&nginx, &sql, &volt.http, id).await;
+    }
+    volt.stop().await;
+}
+
+/// Opens an event stream through `nginx`, inserts row `id` and expects its event well before
+/// the stream's 60 s lifetime ends.
+async fn expect_event_through(nginx: &Nginx, sql: &tokio_postgres::Client, http: &reqwest::Client, id: i32) {
+    let mut client = common::ShapeClient::new(http.clone(), &nginx.base_url, "items");
     client.sync().await;
     let handle = client.handle.clone().unwrap();
 
     let url = format!("{}/v1/shape?table=items&handle={handle}&offset={}&live=true&live_sse=true", nginx.base_url, client.offset);
-    let mut response = volt.http.get(url).send().await.unwrap();
+    let mut response = http.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
 
     // The stream lasts 60 s: the event must come through long before the stream ends, which
     // is when a buffering proxy would pass it on.
     let started = Instant::now();
-    sql.batch_execute("INSERT INTO items VALUES (1)").await.unwrap();
+    sql.execute("INSERT INTO items VALUES ($1)", &[&id]).await.unwrap();
     let mut received = Vec::new();
     while !String::from_utf8_lossy(&received).contains("up-to-date") {
         let chunk = timeout(Duration::from_secs(20), response.chunk()).await.expect("an event through nginx in time").unwrap();
@@ -139,15 +151,12 @@ async fn sse_events_pass_nginx_unbuffered() {
     let text = String::from_utf8(received).unwrap();
     assert!(text.contains(r#""operation":"insert""#), "{text}");
     assert!(started.elapsed() < Duration::from_secs(20), "the event took {:?}", started.elapsed());
-    drop(response);
-    drop(nginx);
-    volt.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_and_revalidation_pass_nginx() {
     let volt = TestVolt::start(5_000).await;
-    let nginx = Nginx::start(&volt.base_url).await;
+    let nginx = Nginx::start(&volt.base_url, "1.1").await;
     let sql = volt.sql().await;
     sql.batch_execute("CREATE TABLE items (id int PRIMARY KEY, title text); INSERT INTO items SELECT g, 'title ' || g FROM generate_series(1, 500) g")
         .await
