@@ -100,7 +100,7 @@ impl EventStream {
         }
     }
 
-    /// True while snapshot chunks or log entries after the last message sent exist.
+    /// Returns true while snapshot chunks or log entries after the last message sent exist.
     fn has_unsent_entries(&self) -> bool {
         let after = self.sent_up_to;
         (after.is_snapshot() && after != LogOffset::SNAPSHOT_END) || self.shape.log_head().latest > after
