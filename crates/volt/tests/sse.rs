@@ -191,6 +191,33 @@ async fn resume_offset_is_the_bound() {
     volt.stop().await;
 }
 
+/// A client that resumes from an `up-to-date` event after Volt restarted carries on without
+/// a resync and receives the next change once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_resume_offset_survives_restart() {
+    let volt = TestVolt::start(5_000).await;
+    let sql = volt.sql().await;
+    sql.batch_execute("CREATE TABLE items (id int PRIMARY KEY)").await.unwrap();
+    let mut client = volt.shape("items");
+    client.sync().await;
+    let mut events = EventReader::new(open_stream(&volt, &client, "items", &client.offset).await);
+    sql.batch_execute("INSERT INTO items VALUES (1), (2)").await.unwrap();
+    let batch = events.next_batch().await;
+    assert_eq!(batch.len(), 3, "{batch:?}");
+    let resume = resume_offset(&batch[2]);
+    drop(events);
+
+    let volt = volt.restart().await;
+    let sql = volt.sql().await;
+    sql.batch_execute("INSERT INTO items VALUES (3)").await.unwrap();
+    let response = open_stream(&volt, &client, "items", &resume).await;
+    assert_eq!(response.status(), 200);
+    let batch = EventReader::new(response).next_batch().await;
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    assert_eq!(batch[0]["value"]["id"], "3");
+    volt.stop().await;
+}
+
 /// Applies one streamed message the way `ShapeClient` applies a long-poll message.
 fn apply(client: &mut ShapeClient, message: Value) {
     let headers = &message["headers"];
