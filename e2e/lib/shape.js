@@ -37,12 +37,13 @@ const BACKOFF_OPTIONS = { initialDelay: 100, maxDelay: 2_000, multiplier: 2, max
  *
  * `parser` is passed to the client (undefined keeps its default parser). `shapeParams`
  * (optional) contains more of the client's shape parameters, such as `where`, `params`,
- * `columns` and `replica`, and is merged into its `params` next to `table`. The returned
+ * `columns` and `replica`, and is merged into its `params` next to `table`. `streamOptions`
+ * (optional) contains more ShapeStream options, such as `liveSse: true`. The returned
  * ShapeFollower records every HTTP response the client receives and the error that stopped
  * the stream, if any. Call `stop()` to abort the stream.
  */
-export function followShape({ baseUrl, table, parser, shapeParams = {} }) {
-  return new ShapeFollower({ baseUrl, table, parser, shapeParams });
+export function followShape({ baseUrl, table, parser, shapeParams = {}, streamOptions = {} }) {
+  return new ShapeFollower({ baseUrl, table, parser, shapeParams, streamOptions });
 }
 
 class ShapeFollower {
@@ -52,6 +53,11 @@ class ShapeFollower {
   shape;
   /** Error that stopped the stream, or null. */
   streamError = null;
+  /**
+   * Counts of successful responses: to live requests over server-sent events (`sse`), to
+   * live long polls (`longPoll`), and with a gzip body (`gzip`).
+   */
+  responseKinds = { sse: 0, longPoll: 0, gzip: 0 };
 
   #table;
   #abortController = new AbortController();
@@ -62,9 +68,10 @@ class ShapeFollower {
   #responseListeners = new Set();
   #errorListeners = new Set();
 
-  constructor({ baseUrl, table, parser, shapeParams }) {
+  constructor({ baseUrl, table, parser, shapeParams, streamOptions }) {
     this.#table = table;
     this.stream = new ShapeStream({
+      ...streamOptions,
       url: `${baseUrl}/v1/shape`,
       params: { ...shapeParams, table },
       parser,
@@ -101,8 +108,16 @@ class ShapeFollower {
       status: response.status,
       path: `${url.pathname}${url.search}`,
       live: url.searchParams.get('live') === 'true',
+      sse: url.searchParams.get('live_sse') === 'true',
+      contentType: response.headers.get('content-type'),
+      contentEncoding: response.headers.get('content-encoding'),
       hasData: response.headers.get('electric-has-data'),
     };
+    if (response.ok) {
+      this.responseKinds.sse += record.sse ? 1 : 0;
+      this.responseKinds.longPoll += record.live && !record.sse ? 1 : 0;
+      this.responseKinds.gzip += record.contentEncoding === 'gzip' ? 1 : 0;
+    }
 
     this.#responseCountsByStatus.set(response.status, this.responseCount(response.status) + 1);
     this.#recentResponses.push(record);
@@ -138,7 +153,7 @@ class ShapeFollower {
     }
     lines.push('  most recent responses:');
     for (const record of this.#recentResponses) {
-      lines.push(`    ${record.status} GET ${record.path} (electric-has-data: ${record.hasData})`);
+      lines.push(`    ${record.status} GET ${record.path} (electric-has-data: ${record.hasData}, content-type: ${record.contentType})`);
     }
     lines.push('  most recent messages, as parsed by the client:');
     for (const message of this.#recentMessages) {
@@ -231,7 +246,8 @@ class ShapeFollower {
 
   /**
    * Resolves with the first response received from now on for which `predicate(record)` is
-   * true. A record has `status`, `path`, `live` and `hasData` (the electric-has-data header).
+   * true. A record has `status`, `path`, `live`, `sse` (the request had `live_sse=true`),
+   * `contentType`, `contentEncoding` and `hasData` (the electric-has-data header).
    * Rejects after `timeoutMs` or when the stream stops with an error.
    */
   waitForResponse(predicate, { timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, label }) {

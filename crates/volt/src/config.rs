@@ -94,6 +94,25 @@ pub struct Args {
     /// capacity: it leaves most of a common hard limit (often 65536 or more) to shape logs.
     #[arg(long, env = "VOLT_MAX_CONCURRENT_REQUESTS", default_value_t = 10_000)]
     pub max_concurrent_requests: usize,
+
+    /// How long a server-sent events response (`live_sse=true`) stays open, in ms. The client
+    /// then reconnects from the last offset it received.
+    #[arg(long, env = "VOLT_SSE_LIFETIME_MS", default_value_t = 60_000)]
+    pub sse_lifetime_ms: u64,
+
+    /// Idle time after which a server-sent events response sends a `: keep-alive` comment, in
+    /// ms, so that proxies do not close a quiet stream.
+    #[arg(long, env = "VOLT_SSE_KEEP_ALIVE_INTERVAL_MS", default_value_t = 21_000)]
+    pub sse_keep_alive_interval_ms: u64,
+
+    /// JSON responses of at least this many bytes are sent gzip-compressed to clients whose
+    /// `accept-encoding` allows it.
+    #[arg(long, env = "VOLT_COMPRESSION_MIN_BYTES", default_value_t = 1024)]
+    pub compression_min_bytes: usize,
+
+    /// Sends every response uncompressed, for a proxy in front of Volt that compresses itself.
+    #[arg(long, env = "VOLT_DISABLE_COMPRESSION", value_parser = clap::builder::BoolishValueParser::new())]
+    pub disable_compression: bool,
 }
 
 /// Environment variables that Electric reads for settings Volt names otherwise: option id,
@@ -129,6 +148,12 @@ pub struct Settings {
     /// Secret shape requests must carry; `None` serves them without one.
     pub secret: Option<String>,
     pub max_concurrent_requests: usize,
+    /// Time after which a server-sent events response ends.
+    pub sse_lifetime: Duration,
+    /// Idle time after which a server-sent events response sends a keep-alive comment.
+    pub sse_keep_alive_interval: Duration,
+    /// Smallest JSON body sent compressed; `None` when compression is off.
+    pub compression_min_bytes: Option<usize>,
     /// Extra server settings for the embedded PostgreSQL (tests turn off fsync).
     pub embedded_extra_settings: Vec<(String, String)>,
 }
@@ -190,6 +215,12 @@ impl Args {
         if self.max_concurrent_requests == 0 {
             return Err("--max-concurrent-requests must be at least 1".to_owned());
         }
+        if self.sse_lifetime_ms == 0 {
+            return Err("--sse-lifetime-ms must be at least 1".to_owned());
+        }
+        if self.sse_keep_alive_interval_ms == 0 {
+            return Err("--sse-keep-alive-interval-ms must be at least 1".to_owned());
+        }
         let secret = self.secret.filter(|secret| !secret.is_empty());
         if secret.is_none() && !self.insecure && !self.listen_address.is_loopback() {
             return Err(format!(
@@ -215,6 +246,9 @@ impl Args {
             allow_shape_deletion: self.allow_shape_deletion,
             secret,
             max_concurrent_requests: self.max_concurrent_requests,
+            sse_lifetime: Duration::from_millis(self.sse_lifetime_ms),
+            sse_keep_alive_interval: Duration::from_millis(self.sse_keep_alive_interval_ms),
+            compression_min_bytes: (!self.disable_compression).then_some(self.compression_min_bytes),
             embedded_extra_settings: Vec::new(),
         })
     }
@@ -288,6 +322,20 @@ mod tests {
         assert!(parse(&["--listen-address", "0.0.0.0", "--insecure"], &[]).unwrap().into_settings().is_ok());
         assert!(parse(&["--listen-address", "::1"], &[]).unwrap().into_settings().is_ok());
         assert!(parse(&[], &[]).unwrap().into_settings().is_ok());
+    }
+
+    #[test]
+    fn sse_and_compression_options_are_checked() {
+        let settings = parse(&[], &[]).unwrap().into_settings().unwrap();
+        assert_eq!(settings.sse_lifetime, Duration::from_secs(60));
+        assert_eq!(settings.sse_keep_alive_interval, Duration::from_secs(21));
+        assert_eq!(settings.compression_min_bytes, Some(1024));
+        let settings = parse(&["--disable-compression"], &[]).unwrap().into_settings().unwrap();
+        assert_eq!(settings.compression_min_bytes, None);
+        let error = parse(&["--sse-lifetime-ms", "0"], &[]).unwrap().into_settings().unwrap_err();
+        assert!(error.contains("--sse-lifetime-ms"), "{error}");
+        let error = parse(&["--sse-keep-alive-interval-ms", "0"], &[]).unwrap().into_settings().unwrap_err();
+        assert!(error.contains("--sse-keep-alive-interval-ms"), "{error}");
     }
 
     #[test]

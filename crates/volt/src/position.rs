@@ -61,6 +61,13 @@ impl LogOffset {
         LogOffset { tx: 0, op: chunk }
     }
 
+    /// Returns `<tx + 1>_0`: after every entry of transaction `tx` (or of the snapshot, for
+    /// `tx == 0`) and before every entry of a later transaction, because a transaction's
+    /// commit record cannot start one byte after the previous transaction's.
+    pub const fn after_transaction(self) -> LogOffset {
+        LogOffset { tx: self.tx.saturating_add(1), op: 0 }
+    }
+
     /// True for the virtual offsets that point into the snapshot rather than the log.
     pub fn is_snapshot(&self) -> bool {
         self.tx == 0
@@ -165,6 +172,14 @@ mod tests {
         assert!(LogOffset::SNAPSHOT_END < first_change);
         assert!(LogOffset::new(100, 0) < LogOffset::new(100, 1));
         assert!(LogOffset::new(100, 9) < LogOffset::new(101, 0));
+    }
+
+    #[test]
+    fn after_transaction_sorts_between_transactions() {
+        let last_of_transaction = LogOffset::new(100, 7);
+        assert!(last_of_transaction < last_of_transaction.after_transaction());
+        assert!(last_of_transaction.after_transaction() < LogOffset::new(108, 0));
+        assert_eq!(LogOffset::SNAPSHOT_END.after_transaction(), LogOffset::new(1, 0));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The HTTP edge: one entry point that normalises the path once, then routes on it.
 
+mod compression;
 mod delete;
 mod error;
 mod legacy_api;
 mod reader;
 mod resolve;
 mod shape_api;
+mod sse;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -79,6 +81,8 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let request_id = request.headers().get(legacy_api::REQUEST_ID_HEADER).cloned();
     let method = request.method().clone();
+    let accepts_gzip = compression::accepts_gzip(request.headers());
+    let compression_min_bytes = engine.config.compression_min_bytes;
 
     // Every shape request but a CORS preflight needs the secret and a request slot. The route
     // comes from the normalised path, so no spelling of a shape path skips either check.
@@ -131,8 +135,14 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         }
         _ => add_cors_headers(&mut response, origin, route == Route::Shape),
     }
-    if method == Method::HEAD {
+    // A HEAD response has no body, so it is never compressed, but it gets the same `vary` as
+    // the GET response.
+    let head = method == Method::HEAD;
+    if head {
         *response.body_mut() = Body::empty();
+    }
+    if let Some(min_bytes) = compression_min_bytes {
+        response = compression::compress_json(response, accepts_gzip && !head, min_bytes).await;
     }
     match permit {
         Some(permit) => hold_until_body_ends(response, permit),

@@ -103,7 +103,9 @@ pub async fn read_log(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset
             _ = shutdown.wait_for(|stop| *stop) => return Err(ReadError::ShuttingDown),
         };
     }
-    if head.latest < after {
+    // Offsets up to `<latest tx + 1>_0` are valid: SSE clients resume from that offset after
+    // an `up-to-date` message (see `http::sse`), and no entry lies between it and `latest`.
+    if after > head.latest.after_transaction() {
         return Err(ReadError::OutOfBounds);
     }
     read_log_range(engine, shape, after, head, format).await.map(Some)

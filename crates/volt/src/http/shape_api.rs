@@ -17,6 +17,7 @@ use rand::Rng;
 use super::error::ApiError;
 use super::reader::{self, Batch, ReadError};
 use super::resolve::{resolve, ResolveError, ShapeQuery};
+use super::sse;
 use crate::engine::Engine;
 use crate::pg::names::{self, RelationName};
 use crate::position::{LogOffset, RequestOffset};
@@ -38,6 +39,8 @@ struct ShapeRequest {
     offset: RequestOffset,
     handle: Option<ShapeHandle>,
     live: bool,
+    /// Live changes as server-sent events rather than one long-poll response.
+    live_sse: bool,
     cursor: Option<String>,
 }
 
@@ -47,6 +50,8 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
     let mut offset = None;
     let mut handle = None;
     let mut live = None;
+    let mut live_sse = None;
+    let mut experimental_live_sse = None;
     let mut cursor = None;
     let mut columns = None;
     let mut replica = None;
@@ -65,6 +70,9 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
             "offset" => offset = Some(value.into_owned()),
             "handle" => handle = Some(value.into_owned()),
             "live" => live = Some(value.into_owned()),
+            "live_sse" => live_sse = Some(value.into_owned()),
+            // The parameter's earlier name, which clients still send beside `live_sse`.
+            "experimental_live_sse" => experimental_live_sse = Some(value.into_owned()),
             "cursor" => cursor = Some(value.into_owned()),
             // Clients add their own parameters (`log`, `cache-buster`, user parameters).
             _ => {}
@@ -87,6 +95,12 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
         (true, RequestOffset::BeforeAll) => return Err(ApiError::invalid("live", "can't be true when offset == -1")),
         (true, RequestOffset::Now) => return Err(ApiError::invalid("live", "can't be true when offset is 'now'")),
         _ => {}
+    }
+    // Like `live`, a present `live_sse` is true unless it is `false`; `experimental_live_sse`
+    // counts only when `live_sse` is absent.
+    let live_sse = live_sse.or(experimental_live_sse).is_some_and(|value| value != "false");
+    if live_sse && !live {
+        return Err(ApiError::invalid("live_sse", "can't be true unless live is also true"));
     }
     let table = table.filter(|table| !table.is_empty()).ok_or_else(|| ApiError::invalid("table", "can't be blank"))?;
     let table = names::parse_relation(&table).map_err(|message| ApiError::invalid("table", message))?;
@@ -111,6 +125,7 @@ fn parse_request(query: &str) -> Result<ShapeRequest, ApiError> {
         offset,
         handle: handle.map(|h| ShapeHandle::from_client(&h)),
         live,
+        live_sse,
         cursor,
     })
 }
@@ -153,20 +168,14 @@ async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &He
         params: request.params.clone(),
     };
     let shape = resolve(engine, &query, request.handle.as_ref()).await.map_err(resolve_error)?;
-    let format = MessageFormat::Current;
     let batch = match request.offset {
-        RequestOffset::BeforeAll => reader::read_snapshot_chunk(engine, &shape, 0, format).await,
+        RequestOffset::BeforeAll => reader::read_snapshot_chunk(engine, &shape, 0, MessageFormat::Current).await,
         RequestOffset::Now => Ok(Some(Batch::up_to_date_only(engine, shape.log_head().latest))),
-        RequestOffset::At(offset) if offset.is_snapshot() && offset != LogOffset::SNAPSHOT_END => {
-            match reader::read_snapshot_chunk(engine, &shape, offset.op + 1, format).await {
-                Ok(None) => reader::read_log(engine, &shape, LogOffset::SNAPSHOT_END, false, format).await,
-                other => other,
-            }
+        RequestOffset::At(offset) if request.live_sse => {
+            let cursor = next_cursor(engine.config.long_poll_timeout, request.cursor.as_deref());
+            return sse::response(engine, shape, offset, cursor).await;
         }
-        RequestOffset::At(offset) => match reader::read_log(engine, &shape, offset, request.live, format).await {
-            Ok(None) => Ok(Some(Batch::up_to_date_only(engine, offset))),
-            other => other,
-        },
+        RequestOffset::At(offset) => read_after(engine, &shape, offset, request.live).await,
     };
     let batch = match batch {
         Ok(Some(batch)) => batch,
@@ -174,6 +183,23 @@ async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &He
         Err(error) => return Err(read_error(engine, &shape, error)),
     };
     Ok(batch_response(batch, engine, &shape, request, headers))
+}
+
+/// Reads what follows `offset`: the next snapshot chunk, or log entries once the snapshot
+/// is served. With `live`, a request at the end of the log waits for the next commit and gets
+/// an `up-to-date` message alone when none comes in time.
+pub(super) async fn read_after(engine: &Arc<Engine>, shape: &Arc<Shape>, offset: LogOffset, live: bool) -> Result<Option<Batch>, ReadError> {
+    let format = MessageFormat::Current;
+    if offset.is_snapshot() && offset != LogOffset::SNAPSHOT_END {
+        return match reader::read_snapshot_chunk(engine, shape, offset.op + 1, format).await {
+            Ok(None) => reader::read_log(engine, shape, LogOffset::SNAPSHOT_END, false, format).await,
+            other => other,
+        };
+    }
+    match reader::read_log(engine, shape, offset, live, format).await {
+        Ok(None) => Ok(Some(Batch::up_to_date_only(engine, offset))),
+        other => other,
+    }
 }
 
 fn resolve_error(error: ResolveError) -> Response {
@@ -193,7 +219,7 @@ fn resolve_error(error: ResolveError) -> Response {
     }
 }
 
-fn read_error(engine: &Engine, shape: &Shape, error: ReadError) -> Response {
+pub(super) fn read_error(engine: &Engine, shape: &Shape, error: ReadError) -> Response {
     match error {
         ReadError::Gone => {
             let current = engine.registry.get_by_definition(&shape.definition);
@@ -271,7 +297,7 @@ fn batch_response(batch: Batch, engine: &Engine, shape: &Shape, request: &ShapeR
     response
 }
 
-fn header_value(text: &str) -> HeaderValue {
+pub(super) fn header_value(text: &str) -> HeaderValue {
     // Every value here is built by Volt from ASCII (handles, offsets, JSON with escapes).
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -310,6 +336,10 @@ mod tests {
         assert_eq!(error_body("table=t&offset=-1&live=true").await["errors"]["live"][0], "can't be true when offset == -1");
         assert_eq!(error_body("table=t&offset=now&live").await["errors"]["live"][0], "can't be true when offset is 'now'");
         assert_eq!(error_body("offset=-1").await["errors"]["table"][0], "can't be blank");
+        let live_sse_error = "can't be true unless live is also true";
+        assert_eq!(error_body("table=t&offset=0_0&handle=h&live_sse=true").await["errors"]["live_sse"][0], live_sse_error);
+        assert_eq!(error_body("table=t&offset=0_0&handle=h&experimental_live_sse").await["errors"]["live_sse"][0], live_sse_error);
+        assert_eq!(error_body("table=t&offset=0_0&handle=h&live=false&live_sse").await["errors"]["live_sse"][0], live_sse_error);
         let body = error_body("offset=-1&table=a.b.c").await;
         assert!(body["errors"]["table"][0].as_str().unwrap().contains("too many"));
     }
@@ -324,6 +354,18 @@ mod tests {
         let request = parse_request("table=t&offset=-1&handle=ignored&live=false").unwrap();
         assert!(request.handle.is_none());
         assert!(!request.live);
+    }
+
+    #[test]
+    fn live_sse_takes_the_older_name_when_absent() {
+        let live_sse = |query: &str| parse_request(&format!("table=t&offset=5_2&handle=h&live&{query}")).unwrap().live_sse;
+        assert!(live_sse("live_sse=true"));
+        assert!(live_sse("live_sse"));
+        assert!(live_sse("experimental_live_sse=true"));
+        assert!(!live_sse("live_sse=false&experimental_live_sse=true"));
+        assert!(!live_sse("experimental_live_sse=false"));
+        assert!(!live_sse("cursor=1"));
+        assert!(parse_request("table=t&offset=0_0&handle=h&live_sse=false").is_ok());
     }
 
     #[test]
