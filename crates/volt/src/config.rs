@@ -88,6 +88,26 @@ pub struct Args {
     /// capacity: it leaves most of a common hard limit (often 65536 or more) to shape logs.
     #[arg(long, env = "VOLT_MAX_CONCURRENT_REQUESTS", default_value_t = 10_000)]
     pub max_concurrent_requests: usize,
+
+    /// Bytes of a response read from a shape's files and rendered at a time. A response is read
+    /// piece by piece as the client takes it, so a client that stops reading keeps at most
+    /// about this much (one message larger than it is read whole), plus the connection buffer.
+    #[arg(long, env = "VOLT_RESPONSE_PIECE_BYTES_MAX", default_value_t = 64 * 1024)]
+    pub response_piece_bytes_max: usize,
+
+    /// Maximum length of a request target (path and query), in bytes. Longer ones get 414.
+    #[arg(long, env = "VOLT_REQUEST_URL_BYTES_MAX", default_value_t = 16 * 1024)]
+    pub request_url_bytes_max: usize,
+
+    /// Maximum total size of a request's header names and values, in bytes. Larger ones get
+    /// 431.
+    #[arg(long, env = "VOLT_REQUEST_HEADER_BYTES_MAX", default_value_t = 32 * 1024)]
+    pub request_header_bytes_max: usize,
+
+    /// How long a shutdown waits for responses still being sent (to slow readers, say) before
+    /// it closes their connections, in ms. Waiting live requests end at once.
+    #[arg(long, env = "VOLT_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
 }
 
 /// Environment variables that Electric reads for settings Volt names otherwise: option id,
@@ -122,6 +142,10 @@ pub struct Settings {
     /// Secret shape requests must carry; `None` serves them without one.
     pub secret: Option<String>,
     pub max_concurrent_requests: usize,
+    pub response_piece_bytes_max: usize,
+    pub request_url_bytes_max: usize,
+    pub request_header_bytes_max: usize,
+    pub shutdown_timeout: Duration,
     /// Extra server settings for the embedded PostgreSQL (tests turn off fsync).
     pub embedded_extra_settings: Vec<(String, String)>,
 }
@@ -183,6 +207,16 @@ impl Args {
         if self.max_concurrent_requests == 0 {
             return Err("--max-concurrent-requests must be at least 1".to_owned());
         }
+        if self.response_piece_bytes_max == 0 {
+            return Err("--response-piece-bytes-max must be at least 1".to_owned());
+        }
+        // A URL shorter than this cannot hold a shape request with its parameters.
+        if self.request_url_bytes_max < 256 {
+            return Err("--request-url-bytes-max must be at least 256".to_owned());
+        }
+        if self.request_header_bytes_max < 1024 {
+            return Err("--request-header-bytes-max must be at least 1024".to_owned());
+        }
         let secret = self.secret.filter(|secret| !secret.is_empty());
         if secret.is_none() && !self.insecure && !self.listen_address.is_loopback() {
             return Err(format!(
@@ -207,6 +241,10 @@ impl Args {
             allow_shape_deletion: self.allow_shape_deletion,
             secret,
             max_concurrent_requests: self.max_concurrent_requests,
+            response_piece_bytes_max: self.response_piece_bytes_max,
+            request_url_bytes_max: self.request_url_bytes_max,
+            request_header_bytes_max: self.request_header_bytes_max,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             embedded_extra_settings: Vec::new(),
         })
     }

@@ -24,6 +24,12 @@ pub struct Engine {
     pub global_last_seen_lsn: Arc<AtomicU64>,
     /// Turns true when Volt shuts down; long-polls end when it does.
     pub shutdown: watch::Receiver<bool>,
+    /// One permit per shape request being served, waiting live requests and responses still
+    /// being sent included.
+    pub request_slots: Arc<Semaphore>,
+    /// Shape requests served since start, counted when they take a request slot. Behind a
+    /// cache, this is the number of requests that reached Volt.
+    pub shape_requests_total: AtomicU64,
     catalog_client: tokio::sync::Mutex<Option<Arc<Client>>>,
     /// Idle connections for snapshots, at most one per snapshot permit.
     snapshot_clients: std::sync::Mutex<Vec<Client>>,
@@ -39,6 +45,7 @@ impl Engine {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let snapshot_permits = Semaphore::new(config.snapshot_concurrency_max);
+        let request_slots = Arc::new(Semaphore::new(config.max_concurrent_requests));
         Engine {
             config,
             connection,
@@ -47,6 +54,8 @@ impl Engine {
             snapshot_permits,
             global_last_seen_lsn,
             shutdown,
+            request_slots,
+            shape_requests_total: AtomicU64::new(0),
             catalog_client: tokio::sync::Mutex::new(None),
             snapshot_clients: std::sync::Mutex::new(Vec::new()),
         }
@@ -55,6 +64,11 @@ impl Engine {
     /// Returns the last LSN the applier processed, sent as `global_last_seen_lsn`.
     pub fn global_last_seen_lsn(&self) -> u64 {
         self.global_last_seen_lsn.load(Ordering::Relaxed)
+    }
+
+    /// Returns the number of shape requests being served now.
+    pub fn shape_requests_in_flight(&self) -> usize {
+        self.config.max_concurrent_requests - self.request_slots.available_permits()
     }
 
     /// Reads a table's description, reconnecting the catalog connection when it was lost.
