@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and integration tests, then the end-to-end tests that drive Volt
 # with the official Electric client from npm. Installs what a fresh Debian-like machine lacks
-# (PostgreSQL server binaries, Node.js, the npm packages pinned by e2e/package-lock.json).
+# (PostgreSQL server binaries, Node.js, nginx for the CDN test, the npm packages pinned by
+# e2e/package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,12 @@ apt_install() {
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "installing PostgreSQL server binaries"
   apt_install postgresql
+fi
+# The CDN test runs its own nginx from /usr/sbin with a configuration of its own; the
+# package's default site is not used.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx"
+  apt_install nginx
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "installing Node.js"
