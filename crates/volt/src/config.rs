@@ -104,6 +104,11 @@ pub struct Args {
     #[arg(long, env = "VOLT_REQUEST_HEADER_BYTES_MAX", default_value_t = 32 * 1024)]
     pub request_header_bytes_max: usize,
 
+    /// Maximum number of headers in a request. A request with more gets 431 without a body,
+    /// because the HTTP layer rejects it before Volt sees it.
+    #[arg(long, env = "VOLT_REQUEST_HEADERS_MAX", default_value_t = 100)]
+    pub request_headers_max: usize,
+
     /// How long a shutdown waits for responses still being sent (to slow readers, say) before
     /// it closes their connections, in ms. Waiting live requests end at once.
     #[arg(long, env = "VOLT_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
@@ -145,6 +150,7 @@ pub struct Settings {
     pub response_piece_bytes_max: usize,
     pub request_url_bytes_max: usize,
     pub request_header_bytes_max: usize,
+    pub request_headers_max: usize,
     pub shutdown_timeout: Duration,
     /// Extra server settings for the embedded PostgreSQL (tests turn off fsync).
     pub embedded_extra_settings: Vec<(String, String)>,
@@ -217,6 +223,11 @@ impl Args {
         if self.request_header_bytes_max < 1024 {
             return Err("--request-header-bytes-max must be at least 1024".to_owned());
         }
+        // Clients and proxies send a dozen or so headers; fewer than 16 would reject ordinary
+        // requests.
+        if self.request_headers_max < 16 {
+            return Err("--request-headers-max must be at least 16".to_owned());
+        }
         let secret = self.secret.filter(|secret| !secret.is_empty());
         if secret.is_none() && !self.insecure && !self.listen_address.is_loopback() {
             return Err(format!(
@@ -244,6 +255,7 @@ impl Args {
             response_piece_bytes_max: self.response_piece_bytes_max,
             request_url_bytes_max: self.request_url_bytes_max,
             request_header_bytes_max: self.request_header_bytes_max,
+            request_headers_max: self.request_headers_max,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             embedded_extra_settings: Vec::new(),
         })

@@ -40,6 +40,7 @@ pub fn connection_buffer_bytes(config: &Settings) -> usize {
 pub async fn serve(listener: TcpListener, app: Router, config: &Settings, mut shutdown: watch::Receiver<bool>) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.max_buf_size(connection_buffer_bytes(config));
+    builder.max_headers(config.request_headers_max);
     let mut connections = JoinSet::new();
     let connection_shutdown = shutdown.clone();
 
