@@ -105,7 +105,7 @@ pub struct Args {
     pub request_header_bytes_max: usize,
 
     /// Maximum number of headers in a request. A request with more gets 431 without a body,
-    /// because the HTTP layer rejects it before Volt sees it.
+    /// because the HTTP layer rejects it before Volt reads it.
     #[arg(long, env = "VOLT_REQUEST_HEADERS_MAX", default_value_t = 100)]
     pub request_headers_max: usize,
 
