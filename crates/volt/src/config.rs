@@ -95,6 +95,11 @@ pub struct Args {
     #[arg(long, env = "VOLT_RESPONSE_PIECE_BYTES_MAX", default_value_t = 64 * 1024)]
     pub response_piece_bytes_max: usize,
 
+    /// Maximum bytes of rendered closed chunks kept in memory and shared by their readers; 0
+    /// turns the cache off. A chunk larger than this is always read from its file.
+    #[arg(long, env = "VOLT_CHUNK_CACHE_BYTES_MAX", default_value_t = 64 * 1024 * 1024)]
+    pub chunk_cache_bytes_max: usize,
+
     /// Maximum length of a request target (path and query), in bytes. Longer ones get 414.
     #[arg(long, env = "VOLT_REQUEST_URL_BYTES_MAX", default_value_t = 16 * 1024)]
     pub request_url_bytes_max: usize,
@@ -148,6 +153,7 @@ pub struct Settings {
     pub secret: Option<String>,
     pub max_concurrent_requests: usize,
     pub response_piece_bytes_max: usize,
+    pub chunk_cache_bytes_max: usize,
     pub request_url_bytes_max: usize,
     pub request_header_bytes_max: usize,
     pub request_headers_max: usize,
@@ -253,6 +259,7 @@ impl Args {
             secret,
             max_concurrent_requests: self.max_concurrent_requests,
             response_piece_bytes_max: self.response_piece_bytes_max,
+            chunk_cache_bytes_max: self.chunk_cache_bytes_max,
             request_url_bytes_max: self.request_url_bytes_max,
             request_header_bytes_max: self.request_header_bytes_max,
             request_headers_max: self.request_headers_max,

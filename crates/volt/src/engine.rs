@@ -8,6 +8,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_postgres::Client;
 
 use crate::config::Settings;
+use crate::http::chunk_cache::ChunkCache;
 use crate::pg::catalog::{self, LookupError, TableInfo};
 use crate::pg::names::RelationName;
 use crate::pg::ConnectionSettings;
@@ -30,6 +31,8 @@ pub struct Engine {
     /// Shape requests served since start, counted when they take a request slot. Behind a
     /// cache, this is the number of requests that reached Volt.
     pub shape_requests_total: AtomicU64,
+    /// Rendered closed chunks shared by their readers.
+    pub chunk_cache: ChunkCache,
     catalog_client: tokio::sync::Mutex<Option<Arc<Client>>>,
     /// Idle connections for snapshots, at most one per snapshot permit.
     snapshot_clients: std::sync::Mutex<Vec<Client>>,
@@ -46,6 +49,7 @@ impl Engine {
     ) -> Self {
         let snapshot_permits = Semaphore::new(config.snapshot_concurrency_max);
         let request_slots = Arc::new(Semaphore::new(config.max_concurrent_requests));
+        let chunk_cache = ChunkCache::new(config.chunk_cache_bytes_max);
         Engine {
             config,
             connection,
@@ -56,6 +60,7 @@ impl Engine {
             shutdown,
             request_slots,
             shape_requests_total: AtomicU64::new(0),
+            chunk_cache,
             catalog_client: tokio::sync::Mutex::new(None),
             snapshot_clients: std::sync::Mutex::new(Vec::new()),
         }

@@ -38,15 +38,21 @@ async fn create_large_table(sql: &tokio_postgres::Client) {
 /// Opens a connection with a small receive buffer, sends a GET for `path_and_query`, reads the
 /// first bytes of the response and then stops reading.
 async fn stall_reader(address: &str, path_and_query: &str) -> TcpStream {
+    stall_reader_with_start(address, path_and_query).await.0
+}
+
+/// Stalls a reader like [`stall_reader`] and also returns the bytes it read.
+async fn stall_reader_with_start(address: &str, path_and_query: &str) -> (TcpStream, Vec<u8>) {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(STALLED_RECEIVE_BUFFER_BYTES).unwrap();
     let mut stream = socket.connect(address.parse().unwrap()).await.unwrap();
-    let request = format!("GET {path_and_query} HTTP/1.1\r\nhost: {address}\r\n\r\n");
+    let request = format!("GET {path_and_query} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut first = [0u8; 1024];
+    let mut first = vec![0u8; 1024];
     let read = stream.read(&mut first).await.unwrap();
-    assert!(first[..read].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first[..read]));
-    stream
+    first.truncate(read);
+    assert!(first.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&first));
+    (stream, first)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +91,8 @@ async fn stalled_readers_keep_memory_bounded() {
     assert_eq!(health.status(), StatusCode::OK);
 
     // Each stalled reader costs at most its connection buffer and one rendered piece waiting
-    // for room in it (twice that for slack); 64 MiB covers allocator and thread overhead.
+    // for room in it (twice that for slack); 64 MiB covers allocator and thread overhead. The
+    // baseline already includes the chunk cache, which the first read filled with this chunk.
     // Building each response whole would cost the chunk size per reader instead.
     let per_reader_bytes = CONNECTION_BUFFER_BYTES + 2 * PIECE_BYTES;
     let bound_bytes = baseline_bytes + STALLED_READERS as u64 * per_reader_bytes + (64 << 20);
@@ -223,4 +230,63 @@ async fn shutdown_ends_long_polls_promptly() {
     })
     .await;
     assert!(cut.is_ok(), "the stalled response was not closed");
+}
+
+/// Reads a whole HTTP/1.1 response with a chunked body from `stream` and returns the body.
+async fn read_chunked_body(stream: &mut TcpStream, already_read: Vec<u8>) -> Vec<u8> {
+    let mut raw = already_read;
+    stream.read_to_end(&mut raw).await.unwrap();
+    let head_end = raw.windows(4).position(|window| window == b"\r\n\r\n").expect("end of the head") + 4;
+    let mut body = Vec::new();
+    let mut at = head_end;
+    loop {
+        let line_end = at + raw[at..].windows(2).position(|window| window == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[at..line_end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
+        at = line_end + 2 + size + 2;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_chunks_survive_eviction_mid_response() {
+    const ROWS: usize = 2_000;
+    let volt = TestVolt::start_with(20_000, |settings| {
+        settings.response_piece_bytes_max = 4096;
+        // Room for one table's chunk (about 2 MB) but not two.
+        settings.chunk_cache_bytes_max = 3 << 20;
+    })
+    .await;
+    let sql = volt.sql().await;
+    for table in ["first", "second"] {
+        sql.batch_execute(&format!(
+            "CREATE TABLE {table} (id int PRIMARY KEY, payload text);
+             INSERT INTO {table} SELECT i, repeat(md5(i::text), 30) FROM generate_series(1, {ROWS}) AS i;"
+        ))
+        .await
+        .unwrap();
+    }
+    let url = |table: &str| format!("{}/v1/shape?table={table}&offset=-1", volt.base_url);
+    let first_body = volt.http.get(url("first")).send().await.unwrap().bytes().await.unwrap();
+    let again = volt.http.get(url("first")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(first_body, again, "a cached chunk is sent as it was rendered");
+    let hits = volt.server.engine().chunk_cache.hits();
+    assert!(hits >= 1, "the second read came from the cache");
+
+    // A reader stalls in the cached chunk, the chunk is evicted, and the reader carries on.
+    let address = volt.base_url.trim_start_matches("http://").to_owned();
+    let (mut stalled, start) = stall_reader_with_start(&address, "/v1/shape?table=first&offset=-1").await;
+    assert_eq!(volt.server.engine().chunk_cache.hits(), hits + 1);
+    let second = volt.http.get(url("second")).send().await.unwrap().bytes().await.unwrap();
+    assert!(!second.is_empty());
+    let cached_bytes = volt.server.engine().chunk_cache.cached_bytes();
+    assert!(cached_bytes < 3 << 20, "the cache holds {cached_bytes} bytes");
+
+    let body = read_chunked_body(&mut stalled, start).await;
+    assert_eq!(body, first_body.to_vec(), "the response carries on from the file after the eviction");
+    let messages: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(messages.iter().filter(|message| message["key"].is_string()).count(), ROWS);
+    volt.stop().await;
 }

@@ -314,7 +314,7 @@ async fn plan_log_to_head(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOf
 }
 
 async fn render(engine: &Arc<Engine>, shape: &Arc<Shape>, parts: Vec<Part>) -> Result<Body, ReadError> {
-    render_body(engine, shape, parts, MessageFormat::Legacy)
+    render_body(engine, shape, parts, MessageFormat::Legacy, false)
         .await
         .map_err(|error| reader::storage_failure(engine, shape, error))
 }

@@ -1,6 +1,7 @@
 //! The HTTP edge: one entry point that normalises the path once, then routes on it.
 
 mod body;
+pub mod chunk_cache;
 mod delete;
 mod error;
 mod legacy_api;

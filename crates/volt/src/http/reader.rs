@@ -63,7 +63,9 @@ impl Batch {
     /// Renders a plan into a batch. The first piece is read here, so a damaged file found
     /// there removes the shape and returns `Gone`.
     async fn render(engine: &Arc<Engine>, shape: &Arc<Shape>, plan: Plan, format: MessageFormat) -> Result<Batch, ReadError> {
-        let body = render_body(engine, shape, plan.parts, format).await.map_err(|error| storage_failure(engine, shape, error))?;
+        // Only a range that does not reach the head is a closed chunk: the head moves.
+        let closed_chunk = !plan.up_to_date;
+        let body = render_body(engine, shape, plan.parts, format, closed_chunk).await.map_err(|error| storage_failure(engine, shape, error))?;
         Ok(Batch { body, next_offset: plan.next_offset, up_to_date: plan.up_to_date, has_data: plan.has_data })
     }
 }
