@@ -152,6 +152,11 @@ impl Rendering {
             out.push(b']');
             self.closed = true;
         }
+        // A small body (a live response, say) must not keep a whole piece's allocation while
+        // it waits to be sent.
+        if out.capacity() - out.len() > 4096 {
+            out.shrink_to_fit();
+        }
         Ok(Some(out))
     }
 }
