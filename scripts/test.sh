@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and integration tests, then the end-to-end tests that drive Volt
 # with the official Electric client from npm. Installs what a fresh Debian-like machine lacks
-# (PostgreSQL server binaries, nginx, Node.js, the npm packages pinned by
+# (PostgreSQL server binaries, Node.js, nginx for the CDN test, the npm packages pinned by
 # e2e/package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,8 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "installing PostgreSQL server binaries"
   apt_install postgresql
 fi
-# The proxy tests run Volt behind a real nginx.
+# The CDN test runs its own nginx from /usr/sbin with a configuration of its own; the
+# package's default site is not used.
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   echo "installing nginx"
   apt_install nginx

@@ -113,6 +113,35 @@ pub struct Args {
     /// Sends every response uncompressed, for a proxy in front of Volt that compresses itself.
     #[arg(long, env = "VOLT_DISABLE_COMPRESSION", value_parser = clap::builder::BoolishValueParser::new())]
     pub disable_compression: bool,
+    /// Bytes of a response read from a shape's files and rendered at a time. A response is read
+    /// piece by piece as the client takes it, so a client that stops reading keeps at most
+    /// about this much (one message larger than it is read whole), plus the connection buffer.
+    #[arg(long, env = "VOLT_RESPONSE_PIECE_BYTES_MAX", default_value_t = 64 * 1024)]
+    pub response_piece_bytes_max: usize,
+
+    /// Maximum bytes of rendered closed chunks kept in memory and shared by their readers; 0
+    /// turns the cache off. A chunk larger than this is always read from its file.
+    #[arg(long, env = "VOLT_CHUNK_CACHE_BYTES_MAX", default_value_t = 64 * 1024 * 1024)]
+    pub chunk_cache_bytes_max: usize,
+
+    /// Maximum length of a request target (path and query), in bytes. Longer ones get 414.
+    #[arg(long, env = "VOLT_REQUEST_URL_BYTES_MAX", default_value_t = 16 * 1024)]
+    pub request_url_bytes_max: usize,
+
+    /// Maximum total size of a request's header names and values, in bytes. Larger ones get
+    /// 431.
+    #[arg(long, env = "VOLT_REQUEST_HEADER_BYTES_MAX", default_value_t = 32 * 1024)]
+    pub request_header_bytes_max: usize,
+
+    /// Maximum number of headers in a request. A request with more gets 431 without a body,
+    /// because the HTTP layer rejects it before Volt reads it.
+    #[arg(long, env = "VOLT_REQUEST_HEADERS_MAX", default_value_t = 100)]
+    pub request_headers_max: usize,
+
+    /// How long a shutdown waits for responses still being sent (to slow readers, say) before
+    /// it closes their connections, in ms. Waiting live requests end at once.
+    #[arg(long, env = "VOLT_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
 }
 
 /// Environment variables that Electric reads for settings Volt names otherwise: option id,
@@ -154,6 +183,12 @@ pub struct Settings {
     pub sse_keep_alive_interval: Duration,
     /// Smallest JSON body sent compressed; `None` when compression is off.
     pub compression_min_bytes: Option<usize>,
+    pub response_piece_bytes_max: usize,
+    pub chunk_cache_bytes_max: usize,
+    pub request_url_bytes_max: usize,
+    pub request_header_bytes_max: usize,
+    pub request_headers_max: usize,
+    pub shutdown_timeout: Duration,
     /// Extra server settings for the embedded PostgreSQL (tests turn off fsync).
     pub embedded_extra_settings: Vec<(String, String)>,
 }
@@ -221,6 +256,21 @@ impl Args {
         if self.sse_keep_alive_interval_ms == 0 {
             return Err("--sse-keep-alive-interval-ms must be at least 1".to_owned());
         }
+        if self.response_piece_bytes_max == 0 {
+            return Err("--response-piece-bytes-max must be at least 1".to_owned());
+        }
+        // A URL shorter than this cannot hold a shape request with its parameters.
+        if self.request_url_bytes_max < 256 {
+            return Err("--request-url-bytes-max must be at least 256".to_owned());
+        }
+        if self.request_header_bytes_max < 1024 {
+            return Err("--request-header-bytes-max must be at least 1024".to_owned());
+        }
+        // Clients and proxies send a dozen or so headers; fewer than 16 would reject ordinary
+        // requests.
+        if self.request_headers_max < 16 {
+            return Err("--request-headers-max must be at least 16".to_owned());
+        }
         let secret = self.secret.filter(|secret| !secret.is_empty());
         if secret.is_none() && !self.insecure && !self.listen_address.is_loopback() {
             return Err(format!(
@@ -249,6 +299,12 @@ impl Args {
             sse_lifetime: Duration::from_millis(self.sse_lifetime_ms),
             sse_keep_alive_interval: Duration::from_millis(self.sse_keep_alive_interval_ms),
             compression_min_bytes: (!self.disable_compression).then_some(self.compression_min_bytes),
+            response_piece_bytes_max: self.response_piece_bytes_max,
+            chunk_cache_bytes_max: self.chunk_cache_bytes_max,
+            request_url_bytes_max: self.request_url_bytes_max,
+            request_header_bytes_max: self.request_header_bytes_max,
+            request_headers_max: self.request_headers_max,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             embedded_extra_settings: Vec::new(),
         })
     }

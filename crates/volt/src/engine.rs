@@ -8,6 +8,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_postgres::Client;
 
 use crate::config::Settings;
+use crate::http::chunk_cache::ChunkCache;
 use crate::pg::catalog::{self, LookupError, TableInfo};
 use crate::pg::names::RelationName;
 use crate::pg::ConnectionSettings;
@@ -24,6 +25,14 @@ pub struct Engine {
     pub global_last_seen_lsn: Arc<AtomicU64>,
     /// Turns true when Volt shuts down; long-polls end when it does.
     pub shutdown: watch::Receiver<bool>,
+    /// One permit per shape request being served, waiting live requests and responses still
+    /// being sent included.
+    pub request_slots: Arc<Semaphore>,
+    /// Shape requests served since start, counted when they take a request slot. Behind a
+    /// cache, this is the number of requests that reached Volt.
+    pub shape_requests_total: AtomicU64,
+    /// Rendered closed chunks shared by their readers.
+    pub chunk_cache: ChunkCache,
     catalog_client: tokio::sync::Mutex<Option<Arc<Client>>>,
     /// Idle connections for snapshots, at most one per snapshot permit.
     snapshot_clients: std::sync::Mutex<Vec<Client>>,
@@ -39,6 +48,8 @@ impl Engine {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let snapshot_permits = Semaphore::new(config.snapshot_concurrency_max);
+        let request_slots = Arc::new(Semaphore::new(config.max_concurrent_requests));
+        let chunk_cache = ChunkCache::new(config.chunk_cache_bytes_max);
         Engine {
             config,
             connection,
@@ -47,6 +58,9 @@ impl Engine {
             snapshot_permits,
             global_last_seen_lsn,
             shutdown,
+            request_slots,
+            shape_requests_total: AtomicU64::new(0),
+            chunk_cache,
             catalog_client: tokio::sync::Mutex::new(None),
             snapshot_clients: std::sync::Mutex::new(Vec::new()),
         }
@@ -55,6 +69,11 @@ impl Engine {
     /// Returns the last LSN the applier processed, sent as `global_last_seen_lsn`.
     pub fn global_last_seen_lsn(&self) -> u64 {
         self.global_last_seen_lsn.load(Ordering::Relaxed)
+    }
+
+    /// Returns the number of shape requests being served now.
+    pub fn shape_requests_in_flight(&self) -> usize {
+        self.config.max_concurrent_requests - self.request_slots.available_permits()
     }
 
     /// Reads a table's description, reconnecting the catalog connection when it was lost.

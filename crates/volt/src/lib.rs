@@ -131,15 +131,8 @@ impl Server {
         let engine = Arc::new(Engine::new(settings, connection, registry, applier_handle, global_last_seen_lsn, shutdown_rx.clone()));
         let reconcile_task = tokio::spawn(reconcile::run(engine.clone(), engine.config.table_check_interval));
         let app = http::router(engine.clone());
-        let mut http_shutdown = shutdown_rx;
-        let http_task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "the HTTP server failed");
-            }
-        });
+        let http_config = engine.config.clone();
+        let http_task = tokio::spawn(async move { http::server::serve(listener, app, &http_config, shutdown_rx).await });
         tracing::info!("listening on http://{address}");
 
         Ok(Server {
@@ -161,7 +154,7 @@ impl Server {
     }
 
     /// Stops serving, ends long-polls, closes the stream, lets the applier finish, and stops
-    /// the embedded Postgres last.
+    /// the embedded Postgres last. Responses still being sent get up to the shutdown timeout.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.http_task.await;

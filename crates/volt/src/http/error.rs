@@ -28,6 +28,12 @@ impl ApiError {
         }
     }
 
+    /// Builds an error with `status` that names one rejected part of the request, in the body
+    /// layout of a 400.
+    pub fn rejected(status: StatusCode, parameter: &str, message: impl Into<String>) -> Self {
+        ApiError { status, ..ApiError::invalid(parameter, message) }
+    }
+
     /// The 401 for a shape request without the configured secret, worded as Electric words it.
     pub fn unauthorized() -> Self {
         ApiError {

@@ -17,6 +17,7 @@ use axum::response::Response;
 use rand::Rng;
 use serde_json::Value;
 
+use super::body::{render_body, Part};
 use super::reader::{self, ReadError};
 use super::resolve::{resolve, ResolveError, ShapeQuery};
 use crate::engine::Engine;
@@ -24,7 +25,6 @@ use crate::pg::catalog::LookupError;
 use crate::pg::names::RelationName;
 use crate::position::LogOffset;
 use crate::shape::messages::{MessageFormat, MUST_REFETCH_BODY};
-use crate::shape::store::push_separator;
 use crate::shape::{Shape, ShapeHandle};
 
 const SHAPE_ID_HEADER: &str = "x-electric-shape-id";
@@ -250,7 +250,7 @@ async fn serve_parsed(engine: &Arc<Engine>, request: &LegacyRequest, path: &str,
         Err(error) => return Err(read_error(engine, &shape, &query, error, request.live, path).await),
     };
 
-    let mut response = Response::new(Body::from(body));
+    let mut response = Response::new(body);
     let response_headers = response.headers_mut();
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     set_shape_headers(response_headers, &shape, end, request.live);
@@ -267,55 +267,56 @@ async fn serve_parsed(engine: &Arc<Engine>, request: &LegacyRequest, path: &str,
     Ok(response)
 }
 
-/// Reads every snapshot chunk, then the log up to its published end, into one JSON array
-/// that ends with `up-to-date`. Returns the array and the offset of its last entry.
-///
-/// NOTE: the whole response is built in memory before it is sent, so a large table costs its
-/// full size in memory per concurrent initial request. Nothing bounds this beyond what the
-/// current dialect bounds (the snapshot concurrency), because the 2024 dialect has no chunks.
-async fn read_whole_shape(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<(Vec<u8>, LogOffset), ReadError> {
-    let mut body = b"[".to_vec();
+/// Plans every snapshot chunk, then the log up to its published end, as one JSON array that
+/// ends with `up-to-date`, and renders it. Returns the body and the offset of its last entry.
+/// The body is read from the files as it is sent, so a large table costs no more memory than
+/// a small one.
+async fn read_whole_shape(engine: &Arc<Engine>, shape: &Arc<Shape>) -> Result<(Body, LogOffset), ReadError> {
+    let mut parts = Vec::new();
     let mut chunk = 0;
-    while let Some(batch) = reader::read_snapshot_chunk(engine, shape, chunk, MessageFormat::Legacy).await? {
-        append_array_items(&mut body, &batch.body);
+    while let Some(plan) = reader::plan_snapshot_chunk(engine, shape, chunk).await? {
+        parts.extend(plan.parts);
         chunk += 1;
     }
-    let (log, end) = read_log_to_head(engine, shape, LogOffset::SNAPSHOT_END, false)
+    let (log_parts, end) = plan_log_to_head(engine, shape, LogOffset::SNAPSHOT_END, false)
         .await?
         .expect("a request that does not wait always returns the log");
-    append_array_items(&mut body, &log);
-    body.push(b']');
-    Ok((body, end))
+    parts.extend(log_parts);
+    Ok((render(engine, shape, parts).await?, end))
 }
 
 /// Reads the log after `after` up to its published end, range by range, into one JSON array
 /// that ends with `up-to-date`. With `live`, a request that finds nothing new first waits up
 /// to the long-poll timeout; `Ok(None)` means it timed out.
-async fn read_log_to_head(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, live: bool) -> Result<Option<(Vec<u8>, LogOffset)>, ReadError> {
-    let mut body = b"[".to_vec();
+async fn read_log_to_head(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, live: bool) -> Result<Option<(Body, LogOffset)>, ReadError> {
+    match plan_log_to_head(engine, shape, after, live).await? {
+        Some((parts, end)) => Ok(Some((render(engine, shape, parts).await?, end))),
+        None => Ok(None),
+    }
+}
+
+/// Plans the parts of [`read_log_to_head`] and returns them with the offset of the last entry.
+async fn plan_log_to_head(engine: &Arc<Engine>, shape: &Arc<Shape>, after: LogOffset, live: bool) -> Result<Option<(Vec<Part>, LogOffset)>, ReadError> {
+    let mut parts = Vec::new();
     let mut after = after;
     let mut wait = live;
     loop {
-        let Some(batch) = reader::read_log(engine, shape, after, wait, MessageFormat::Legacy).await? else {
+        let Some(plan) = reader::plan_log(engine, shape, after, wait, MessageFormat::Legacy).await? else {
             return Ok(None);
         };
-        append_array_items(&mut body, &batch.body);
-        after = batch.next_offset;
-        if batch.up_to_date {
-            body.push(b']');
-            return Ok(Some((body, after)));
+        parts.extend(plan.parts);
+        after = plan.next_offset;
+        if plan.up_to_date {
+            return Ok(Some((parts, after)));
         }
         wait = false;
     }
 }
 
-/// Appends the items of the JSON array `array` to the array being built in `out`.
-fn append_array_items(out: &mut Vec<u8>, array: &[u8]) {
-    let items = array.strip_prefix(b"[").and_then(|rest| rest.strip_suffix(b"]")).unwrap_or(array);
-    if !items.is_empty() {
-        push_separator(out);
-        out.extend_from_slice(items);
-    }
+async fn render(engine: &Arc<Engine>, shape: &Arc<Shape>, parts: Vec<Part>) -> Result<Body, ReadError> {
+    render_body(engine, shape, parts, MessageFormat::Legacy, false)
+        .await
+        .map_err(|error| reader::storage_failure(engine, shape, error))
 }
 
 /// Builds the 2024 etag: `<shape id>:<requested offset>:<last offset>`, unquoted.
@@ -508,16 +509,5 @@ mod tests {
         let request = parse_request("items", "offset=-1&shape_id=ignored&live=false&other=1").unwrap();
         assert!(request.shape_id.is_none());
         assert!(!request.live);
-    }
-
-    #[test]
-    fn array_items_concatenate() {
-        let mut out = b"[".to_vec();
-        append_array_items(&mut out, b"[]");
-        append_array_items(&mut out, b"[1,2]");
-        append_array_items(&mut out, b"[]");
-        append_array_items(&mut out, b"[3]");
-        out.push(b']');
-        assert_eq!(out, b"[1,2,3]");
     }
 }

@@ -1,11 +1,15 @@
 //! The HTTP edge: one entry point that normalises the path once, then routes on it.
 
 mod compression;
+mod body;
+pub mod chunk_cache;
 mod delete;
 mod error;
 mod legacy_api;
+mod limits;
 mod reader;
 mod resolve;
+pub mod server;
 mod shape_api;
 mod sse;
 
@@ -19,7 +23,7 @@ use axum::response::Response;
 use axum::Router;
 use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::engine::Engine;
 pub use error::ApiError;
@@ -35,16 +39,13 @@ const BUSY_RETRY_AFTER_S: u32 = 5;
 #[derive(Clone)]
 struct AppState {
     engine: Arc<Engine>,
-    /// One permit per shape request being served, waiting live requests included.
-    request_slots: Arc<Semaphore>,
     /// Shape requests rejected because every slot was taken, counted to thin out the log.
     rejected_busy: Arc<AtomicU64>,
 }
 
 /// Builds the application: every request goes through [`dispatch`].
 pub fn router(engine: Arc<Engine>) -> Router {
-    let request_slots = Arc::new(Semaphore::new(engine.config.max_concurrent_requests));
-    Router::new().fallback(dispatch).with_state(AppState { engine, request_slots, rejected_busy: Arc::new(AtomicU64::new(0)) })
+    Router::new().fallback(dispatch).with_state(AppState { engine, rejected_busy: Arc::new(AtomicU64::new(0)) })
 }
 
 /// The routes Volt serves, found from the normalised path.
@@ -88,13 +89,16 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     // comes from the normalised path, so no spelling of a shape path skips either check.
     let guarded = matches!(route, Route::Shape | Route::LegacyShape(_)) && method != Method::OPTIONS;
     let mut permit = None;
-    let early_response = if !guarded {
+    let early_response = if let Some(error) = limits::check_request(&request, &engine.config) {
+        Some(error.into_response())
+    } else if !guarded {
         None
     } else if !has_secret(engine.config.secret.as_deref(), request.uri().query()) {
         Some(ApiError::unauthorized().into_response())
     } else {
-        match state.request_slots.clone().try_acquire_owned() {
+        match engine.request_slots.clone().try_acquire_owned() {
             Ok(slot) => {
+                engine.shape_requests_total.fetch_add(1, Ordering::Relaxed);
                 permit = Some(slot);
                 None
             }

@@ -268,7 +268,7 @@ fn batch_response(batch: Batch, engine: &Engine, shape: &Shape, request: &ShapeR
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
     } else {
-        Response::new(Body::from(batch.body))
+        Response::new(batch.body)
     };
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));

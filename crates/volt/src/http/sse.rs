@@ -157,14 +157,19 @@ impl EventStream {
         let Some(batch) = read_after(&self.engine, &self.shape, self.sent_up_to, false).await? else {
             return Ok(Bytes::new());
         };
-        let messages: Vec<&RawValue> = serde_json::from_slice(&batch.body).map_err(|error| {
+        // An event stream frames each message, so the batch is read whole: at most one chunk.
+        let body = axum::body::to_bytes(batch.body, usize::MAX).await.map_err(|error| {
+            tracing::error!(handle = %self.shape.handle, %error, "cannot read a batch for an event stream");
+            ReadError::Unavailable("reading the shape log failed; retry")
+        })?;
+        let messages: Vec<&RawValue> = serde_json::from_slice(&body).map_err(|error| {
             tracing::error!(handle = %self.shape.handle, %error, "a batch read for an event stream is not a JSON array");
             ReadError::Unavailable("reading the shape log failed; retry")
         })?;
         // The batch's own `up-to-date` message is replaced by one whose LSN the client can
         // resume from.
         let data_count = messages.len() - usize::from(batch.up_to_date && !messages.is_empty());
-        let mut events = Vec::with_capacity(batch.body.len() + 16 * messages.len());
+        let mut events = Vec::with_capacity(body.len() + 16 * messages.len());
         for message in &messages[..data_count] {
             push_event(&mut events, message.get().as_bytes());
         }

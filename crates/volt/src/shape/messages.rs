@@ -202,7 +202,7 @@ pub fn up_to_date(global_last_seen_lsn: u64) -> Vec<u8> {
 }
 
 /// The message layout a response uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageFormat {
     /// The current dialect: `txids`, `lsn` and `op_position` headers, no `offset` field.
     Current,

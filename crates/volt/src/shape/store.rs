@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::watch;
 
-use super::messages::{self, MessageEncoder, MessageFormat};
+use super::messages::MessageEncoder;
 use super::{ShapeDefinition, ShapeHandle};
 use crate::position::LogOffset;
 use crate::storage::records::{self, RecordWriter, Unwritten, HEADER_BYTES};
@@ -243,38 +243,26 @@ impl Shape {
         }
     }
 
-    /// Appends the JSON of the log entries in `range` that come after `after` to `out`, which
-    /// contains a JSON array being built. Returns how many entries were added.
-    pub fn read_log(&self, range: &LogRange, after: LogOffset, format: MessageFormat, out: &mut Vec<u8>) -> io::Result<usize> {
-        let bytes = self.read_log_bytes(range.start_position, range.end_position)?;
-        let mut count = 0;
-        records::for_each_record(&bytes, range.start_position, |record| {
-            if record.offset > after && record.offset <= range.end_offset {
-                push_separator(out);
-                messages::append_message(out, record.json, record.offset, format);
-                count += 1;
-            }
-        })?;
-        Ok(count)
+    /// Opens the snapshot file for reading, with its header checked.
+    pub fn open_snapshot(&self) -> io::Result<File> {
+        open_for_reading(&self.snapshot_path())
     }
 
-    /// Appends the JSON of the snapshot records in `[start, end)` to `out`, which contains a JSON
-    /// array being built.
-    pub fn read_snapshot(&self, start: u64, end: u64, format: MessageFormat, out: &mut Vec<u8>) -> io::Result<usize> {
-        let file = open_for_reading(&self.snapshot_path())?;
-        let bytes = records::read_range(&file, start, end)?;
-        let mut count = 0;
-        records::for_each_record(&bytes, start, |record| {
-            push_separator(out);
-            messages::append_message(out, record.json, record.offset, format);
-            count += 1;
-        })?;
-        Ok(count)
+    /// Reads whole log records from `start`, up to `end` and about `bytes_max` bytes (see
+    /// [`records::read_whole_records`]), from the file and from what the writer keeps in
+    /// memory. Returns the bytes and the position after them.
+    pub fn read_log_records(&self, start: u64, end: u64, bytes_max: usize) -> io::Result<(Vec<u8>, u64)> {
+        let file = open_for_reading(&self.log_path())?;
+        match self.log_unwritten.get() {
+            Some(unwritten) => records::read_whole_records_with(|from, to| records::read_range_with_unwritten(&file, unwritten, from, to), start, end, bytes_max),
+            None => records::read_whole_records(&file, start, end, bytes_max),
+        }
     }
 }
 
-/// Opens a shape file for one read. Files are not kept open between requests: with many
-/// shapes, open readers would exhaust the process's file limit.
+/// Opens a shape file for one read. Files are not kept open between reads, not even between
+/// the pieces of one response: with many shapes and slow readers, open files would exhaust
+/// the process's file limit.
 fn open_for_reading(path: &Path) -> io::Result<File> {
     let file = File::open(path)?;
     records::check_header(&file)?;

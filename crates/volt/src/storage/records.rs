@@ -355,6 +355,53 @@ pub fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Reads whole records from `[start, end)`, which must start and end at record boundaries:
+/// as many as fit in `bytes_max`, and at least one even when it alone is larger. Returns the
+/// bytes and the file position after the last record read.
+pub fn read_whole_records(file: &File, start: u64, end: u64, bytes_max: usize) -> io::Result<(Vec<u8>, u64)> {
+    read_whole_records_with(|from, to| read_range(file, from, to), start, end, bytes_max)
+}
+
+/// [`read_whole_records`] with the bytes `[from, to)` read by `read`.
+pub fn read_whole_records_with(read: impl Fn(u64, u64) -> io::Result<Vec<u8>>, start: u64, end: u64, bytes_max: usize) -> io::Result<(Vec<u8>, u64)> {
+    if start >= end {
+        return Ok((Vec::new(), start));
+    }
+    let mut bytes = read(start, end.min(start.saturating_add(bytes_max as u64)))?;
+    let mut at = 0usize;
+    while let Some(frame) = bytes.get(at..at + FRAME_BYTES) {
+        let next = at + FRAME_BYTES + payload_length(frame, start + at as u64)?;
+        if next > bytes.len() {
+            break;
+        }
+        at = next;
+    }
+    if at > 0 {
+        bytes.truncate(at);
+        return Ok((bytes, start + at as u64));
+    }
+
+    // The first record is larger than `bytes_max`: read it alone.
+    if end - start < FRAME_BYTES as u64 {
+        return Err(corrupt(&format!("record at byte {start} runs past the end of its range at byte {end}")));
+    }
+    let frame = read(start, start + FRAME_BYTES as u64)?;
+    let record_end = start + (FRAME_BYTES + payload_length(&frame, start)?) as u64;
+    if record_end > end {
+        return Err(corrupt(&format!("record at byte {start} runs past the end of its range at byte {end}")));
+    }
+    Ok((read(start, record_end)?, record_end))
+}
+
+/// Returns the payload length a record frame announces, checked against the valid range.
+fn payload_length(frame: &[u8], position: u64) -> io::Result<usize> {
+    let payload_bytes = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+    if !(PAYLOAD_PREFIX_BYTES..=PAYLOAD_BYTES_MAX).contains(&payload_bytes) {
+        return Err(corrupt(&format!("invalid record length {payload_bytes} at byte {position}")));
+    }
+    Ok(payload_bytes)
+}
+
 /// Iterates over the records in `bytes`, which must start and end at record boundaries.
 /// A bad checksum or a truncated record is an `InvalidData` error naming the byte position
 /// (`base` is the file position of `bytes[0]`).
@@ -466,6 +513,35 @@ mod tests {
         assert_eq!(writer.end_position(), committed);
         assert_eq!(writer.flush(true).unwrap(), committed);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), committed);
+    }
+
+    #[test]
+    fn whole_records_are_read_in_pieces() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut writer = RecordWriter::create(&directory.path().join("log")).unwrap();
+        let large = vec![b'x'; 300];
+        for op in 0..10 {
+            let json: &[u8] = if op == 4 { &large } else { b"{}" };
+            writer.append(RecordKind::Change, LogOffset::new(1, op), json);
+        }
+        let end = writer.flush(false).unwrap();
+        let file = writer.reader().unwrap();
+
+        let mut position = HEADER_BYTES;
+        let mut offsets = Vec::new();
+        let mut pieces = 0;
+        while position < end {
+            let (bytes, next) = read_whole_records(&file, position, end, 64).unwrap();
+            assert!(next > position);
+            assert!(bytes.len() <= 64 || offsets.len() == 4, "only the large record may exceed the limit");
+            for_each_record(&bytes, position, |record| offsets.push(record.offset.op)).unwrap();
+            position = next;
+            pieces += 1;
+        }
+        assert_eq!(position, end);
+        assert_eq!(offsets, (0..10).collect::<Vec<_>>());
+        assert!(pieces > 3, "{pieces} pieces");
+        assert_eq!(read_whole_records(&file, end, end, 64).unwrap(), (Vec::new(), end));
     }
 
     #[test]
