@@ -1,7 +1,7 @@
 //! Catch-up serving beside nginx.
 //!
 //! A shape's log is made large by inserting rows after its (empty) snapshot. A client's sync
-//! from `offset=-1` records every request Volt answers and the exact bytes of each answer.
+//! from `offset=-1` records every request it sends to Volt and the exact bytes of each response.
 //! Those bytes are written as static files, and the same load tool then requests the log's
 //! chunks from Volt and the files from nginx, on the same number of keep-alive connections
 //! for the same time. The same is done for the snapshot chunks of a large table.
@@ -82,8 +82,9 @@ pub async fn run(edge: &Edge, args: &EdgeArgs) {
 
     let duration = Duration::from_secs(args.load_s);
     println!(
-        "catch-up serving: {} keep-alive connections, {} s per run, one request at a time per connection; Volt and nginx each use both cores",
-        args.connections, args.load_s
+        "catch-up serving: {} keep-alive connections, one request at a time on each; {} runs of {} s per server, alternating; \
+         Volt and nginx (worker_processes auto) each use both cores",
+        args.connections, args.load_rounds, args.load_s
     );
     for set in &sets {
         let body_bytes: usize = set.volt.iter().map(|request| request.body_bytes).sum();
@@ -94,14 +95,22 @@ pub async fn run(edge: &Edge, args: &EdgeArgs) {
             body_bytes as f64 / 1e6,
             body_bytes as f64 / 1e6 / set.volt.len() as f64
         );
-        let volt_report = http1::run_load(edge.address, &set.volt, args.connections, duration).await;
-        let nginx_report = http1::run_load(nginx.address, &set.nginx, args.connections, duration).await;
-        print_report("Volt", &volt_report);
-        print_report("nginx", &nginx_report);
+        let mut volt_total = LoadReport::default();
+        let mut nginx_total = LoadReport::default();
+        for round in 1..=args.load_rounds {
+            let volt_report = http1::run_load(edge.address, &set.volt, args.connections, duration).await;
+            let nginx_report = http1::run_load(nginx.address, &set.nginx, args.connections, duration).await;
+            print_report(&format!("run {round} Volt"), &volt_report);
+            print_report(&format!("run {round} nginx"), &nginx_report);
+            volt_total.add(&volt_report);
+            nginx_total.add(&nginx_report);
+        }
+        print_report("all Volt", &volt_total);
+        print_report("all nginx", &nginx_total);
         println!(
             "    ratio Volt / nginx: {:.2} (requests/s), {:.2} (MB/s)",
-            volt_report.requests_per_s() / nginx_report.requests_per_s(),
-            volt_report.megabytes_per_s() / nginx_report.megabytes_per_s()
+            volt_total.requests_per_s() / nginx_total.requests_per_s(),
+            volt_total.megabytes_per_s() / nginx_total.megabytes_per_s()
         );
     }
     nginx.stop();
@@ -135,7 +144,7 @@ async fn check_same_bytes(nginx: &Nginx, sets: &[RequestSet], log: &[super::Fetc
 
 fn print_report(server: &str, report: &LoadReport) {
     println!(
-        "    {server:<5}: {} responses in {:.2} s = {:.1} requests/s, {:.1} MB/s{}",
+        "    {server:<11}: {} responses in {:.2} s = {:.1} requests/s, {:.1} MB/s{}",
         report.requests,
         report.elapsed.as_secs_f64(),
         report.requests_per_s(),

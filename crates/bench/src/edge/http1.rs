@@ -140,7 +140,7 @@ pub struct LoadRequest {
     pub body_bytes: usize,
 }
 
-/// What a load run achieved.
+/// Counts and duration of a load run.
 #[derive(Debug, Default)]
 pub struct LoadReport {
     /// Responses with status 200 and the expected body length.
@@ -154,6 +154,14 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Adds the counts and the time of another run.
+    pub fn add(&mut self, other: &LoadReport) {
+        self.requests += other.requests;
+        self.body_bytes += other.body_bytes;
+        self.failures += other.failures;
+        self.elapsed += other.elapsed;
+    }
+
     pub fn requests_per_s(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -216,10 +224,10 @@ pub async fn run_load(address: SocketAddr, requests: &[LoadRequest], connections
     let mut total = LoadReport::default();
     for task in tasks {
         let report = task.await.expect("load connection task");
-        total.requests += report.requests;
-        total.body_bytes += report.body_bytes;
-        total.failures += report.failures;
-        total.elapsed = total.elapsed.max(report.elapsed);
+        let elapsed = total.elapsed.max(report.elapsed);
+        total.add(&report);
+        // The connections ran at the same time: the run lasted as long as the longest one.
+        total.elapsed = elapsed;
     }
     total
 }

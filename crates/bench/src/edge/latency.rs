@@ -1,8 +1,8 @@
 //! Commit-to-client latency with 1, 100 and 1,000 clients long-polling one shape.
 //!
-//! Each round has its own table with one row and one shape over it. Every client holds its
+//! Each round has its own table with one row and one shape over it. Every client has its
 //! own keep-alive connection, syncs from `offset=-1`, then loops on live requests with its own
-//! handle, offset and cursor, as the official clients do; no cache sits in between. A writer
+//! handle, offset and cursor, as the official clients do. No cache sits in between. A writer
 //! updates the row to the change's number once per change, paced: it waits until every client
 //! received the previous change, then pauses before committing the next one. A sample is the
 //! time from just before the writer sends the autocommit UPDATE (so the commit is included)
@@ -45,12 +45,12 @@ pub async fn run(edge: &Edge, args: &EdgeArgs) {
     for &clients in &args.latency_clients {
         // Every change yields one sample per client, so rounds with many clients need fewer.
         let changes = (args.latency_changes / clients.max(1)).max(args.latency_changes_min);
-        run_round(edge, args, clients, changes).await;
+        run_round(edge, args, volt.pid(), clients, changes).await;
     }
     volt.stop();
 }
 
-async fn run_round(edge: &Edge, args: &EdgeArgs, clients: usize, changes: usize) {
+async fn run_round(edge: &Edge, args: &EdgeArgs, volt_pid: u32, clients: usize, changes: usize) {
     let table = format!("latency_{clients}");
     edge.sql
         .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, v int NOT NULL); INSERT INTO {table} VALUES (1, 0);"))
@@ -73,17 +73,26 @@ async fn run_round(edge: &Edge, args: &EdgeArgs, clients: usize, changes: usize)
     let all_synced = wait_until(&round.progress, || round.synced.load(Ordering::Acquire) >= clients, Duration::from_secs(120)).await;
     assert!(all_synced, "only {} of {clients} clients synced", round.synced.load(Ordering::Acquire));
 
+    let volt_cpu_before_s = super::cpu_s(&volt_pid.to_string());
+    let bench_cpu_before_s = super::cpu_s("self");
     let update = format!("UPDATE {table} SET v = $1 WHERE id = 1");
     let mut missing = 0;
+    let mut commits_ms = Vec::with_capacity(changes);
+    let changes_started = Instant::now();
     for change in 1..=changes {
         tokio::time::sleep(Duration::from_millis(args.latency_pace_ms)).await;
-        round.sent_at[change].set(Instant::now()).expect("each change is sent once");
+        let sent_at = Instant::now();
+        round.sent_at[change].set(sent_at).expect("each change is sent once");
         edge.sql.execute(&update, &[&(change as i32)]).await.expect("updating the row");
+        commits_ms.push(sent_at.elapsed().as_secs_f64() * 1000.0);
         let delivered = || round.received[change].load(Ordering::Acquire) >= clients;
         if !wait_until(&round.progress, delivered, DELIVERY_TIMEOUT).await {
             missing += clients - round.received[change].load(Ordering::Acquire);
         }
     }
+    let changes_elapsed = changes_started.elapsed();
+    let volt_cpu_s = super::cpu_s(&volt_pid.to_string()) - volt_cpu_before_s;
+    let bench_cpu_s = super::cpu_s("self") - bench_cpu_before_s;
     for task in &tasks {
         task.abort();
     }
@@ -97,9 +106,20 @@ async fn run_round(edge: &Edge, args: &EdgeArgs, clients: usize, changes: usize)
         percentile(&latencies, 100.0),
         if missing > 0 { format!(", {missing} deliveries missing after {} s", DELIVERY_TIMEOUT.as_secs()) } else { String::new() }
     );
+    // PostgreSQL's own commit (one WAL flush) is the floor for a durable delivery, because
+    // Volt syncs its shape log and journal after PostgreSQL has flushed the change.
+    println!(
+        "          the writer's UPDATE with its commit: median {:.2} ms, p99 {:.2} ms",
+        percentile(&commits_ms, 50.0),
+        percentile(&commits_ms, 99.0)
+    );
+    println!(
+        "          CPU during the changes: Volt {volt_cpu_s:.2} s, this process (clients and writer) {bench_cpu_s:.2} s, over {:.2} s",
+        changes_elapsed.as_secs_f64()
+    );
 }
 
-/// One client: syncs, then long-polls forever, recording when each change arrives.
+/// Runs one client: syncs, then long-polls until aborted, recording when each change arrives.
 async fn long_poll(address: std::net::SocketAddr, round: Arc<Round>) {
     let mut connection = Connection::open(address).await.expect("connecting to Volt");
     let (_, mut position) = sync_to_head(&mut connection, &round.table, false).await;

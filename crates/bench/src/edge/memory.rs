@@ -23,7 +23,7 @@ const LONG_POLL_TIMEOUT_MS: u64 = 600_000;
 /// for a SYN retransmission.
 const CONNECTS_IN_FLIGHT: usize = 256;
 
-/// How long the requests may take to park, and the parked ones to be answered.
+/// Time limit for the requests to park, and for the parked ones to receive the change.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub async fn run(edge: &Edge, args: &EdgeArgs) {
@@ -86,7 +86,7 @@ pub async fn run(edge: &Edge, args: &EdgeArgs) {
     let (after_kib, _) = volt.memory_kib();
     let silent = connections.iter().filter(|connection| connection.is_open_and_silent()).count();
 
-    // Every parked request must be waiting on the shape: one change answers each of them.
+    // Every parked request must be waiting on the shape, so one change completes each of them.
     edge.sql.execute("UPDATE memory_parked SET v = 2 WHERE id = 1", &[]).await.expect("update");
     let answered = futures_util::stream::iter(connections)
         .map(|mut connection| async move {

@@ -43,19 +43,24 @@ pub struct EdgeArgs {
     #[arg(long, default_value_t = 8)]
     connections: usize,
     /// Length of each load run, in seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     load_s: u64,
+    /// Load runs per server and request set, alternating Volt and nginx, so that other work
+    /// on the machine slows both alike.
+    #[arg(long, default_value_t = 3)]
+    load_rounds: usize,
     /// The nginx binary.
     #[arg(long, default_value = nginx::DEFAULT_BINARY)]
     nginx: PathBuf,
     /// Client counts of the latency rounds.
     #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
     latency_clients: Vec<usize>,
-    /// Changes committed in a latency round with one client; rounds with more clients commit
-    /// fewer (see --latency-samples-min), because each change yields one sample per client.
+    /// Changes committed in a latency round with one client. A round with N clients commits
+    /// this number divided by N, but at least --latency-changes-min, because each change
+    /// yields one sample per client.
     #[arg(long, default_value_t = 200)]
     latency_changes: usize,
-    /// Fewest changes committed in any latency round.
+    /// Minimum number of changes committed in a latency round.
     #[arg(long, default_value_t = 50)]
     latency_changes_min: usize,
     /// Pause after every client received a change before the next commit, in milliseconds.
@@ -69,7 +74,7 @@ pub struct EdgeArgs {
     skip: Vec<String>,
 }
 
-/// What every part needs: the database, Volt's storage and where Volt listens.
+/// Context shared by the parts: the database, Volt's storage and Volt's address.
 pub struct Edge {
     sql: Client,
     database_url: String,
@@ -140,6 +145,25 @@ async fn sync_to_head(connection: &mut Connection, table: &str, keep_bodies: boo
     }
 }
 
+/// Returns the 1, 5 and 15 minute load averages: other work on the machine slows Volt and
+/// its references alike, but makes single runs noisy.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// CPU time (user and system) that process `pid` used so far, in seconds.
+fn cpu_s(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name in brackets may contain spaces; the fields after it are fixed.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf only reads a system constant.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // utime and stime are fields 14 and 15 of the line, at indexes 11 and 12 after the name.
+    (ticks(11) + ticks(12)) as f64 / ticks_per_s
+}
+
 /// Raises this process's open-file limit to its hard limit, for thousands of connections.
 /// Returns the new soft limit.
 fn raise_open_file_limit() -> u64 {
@@ -182,8 +206,10 @@ pub async fn run(args: EdgeArgs) {
         address: SocketAddr::from(([127, 0, 0, 1], port)),
     };
     println!(
-        "volt-bench edge: {} cores shared by Volt, PostgreSQL, nginx and this process (load tool and clients); open-file limit {open_files}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        "volt-bench edge: {} cores shared by Volt, PostgreSQL, nginx and this process (load tool and clients); \
+         open-file limit {open_files}; load average {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        load_average()
     );
 
     let runs = |part: &str| !args.skip.iter().any(|skipped| skipped == part);
@@ -196,4 +222,5 @@ pub async fn run(args: EdgeArgs) {
     if runs("memory") {
         memory::run(&edge, &args).await;
     }
+    println!("load average at the end: {}", load_average());
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::http1::Connection;
 
-/// Where nginx is looked for when `--nginx` is not given (the Debian package's path).
+/// Path of the nginx binary when `--nginx` is not given (the Debian package's path).
 pub const DEFAULT_BINARY: &str = "/usr/sbin/nginx";
 
 /// A running nginx master process and its workers.
@@ -19,7 +19,7 @@ pub struct Nginx {
 
 impl Nginx {
     /// Starts nginx serving `root` on `address`, with as many worker processes as cores.
-    /// `dir` holds the configuration, the logs and the temporary paths.
+    /// `dir` contains the configuration, the logs and the temporary paths.
     pub async fn start(binary: &Path, dir: &Path, root: &Path, address: SocketAddr) -> Nginx {
         let temp = dir.join("temp");
         std::fs::create_dir_all(&temp).expect("creating nginx's temporary directory");
