@@ -231,3 +231,75 @@ pub async fn run_load(address: SocketAddr, requests: &[LoadRequest], connections
     }
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::{run_load, Connection, LoadRequest};
+    use crate::edge::nginx::{Nginx, DEFAULT_BINARY};
+
+    const FILE_BYTES: usize = 100_000;
+
+    /// Starts the installed nginx serving one file of `FILE_BYTES` bytes as `/chunk.json`.
+    async fn serve_one_file(dir: &Path) -> (Nginx, Vec<u8>) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.join("www");
+        std::fs::create_dir_all(&root).unwrap();
+        let content: Vec<u8> = (0..FILE_BYTES).map(|index| b'a' + (index % 26) as u8).collect();
+        std::fs::write(root.join("chunk.json"), &content).unwrap();
+        let nginx_dir = dir.join("nginx");
+        std::fs::create_dir_all(&nginx_dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let nginx = Nginx::start(Path::new(DEFAULT_BINARY), &nginx_dir, &root, SocketAddr::from(([127, 0, 0, 1], port))).await;
+        (nginx, content)
+    }
+
+    #[tokio::test]
+    async fn connection_reads_nginx_responses() {
+        let dir = tempfile::Builder::new().prefix("volt-bench-test-").tempdir_in("/tmp").unwrap();
+        let (mut nginx, content) = serve_one_file(dir.path()).await;
+        let mut connection = Connection::open(nginx.address).await.unwrap();
+        assert!(connection.is_open_and_silent());
+
+        let (head, body) = connection.get("/chunk.json").await.unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.content_length, FILE_BYTES);
+        assert!(body == content, "the body must be the file's bytes");
+        let (head, _) = connection.get("/missing.json").await.unwrap();
+        assert_eq!(head.status, 404);
+
+        // A response that arrived but was not read yet is seen.
+        connection.send_get("/chunk.json").await.unwrap();
+        connection.stream.get_ref().readable().await.unwrap();
+        assert!(!connection.is_open_and_silent());
+        nginx.stop();
+    }
+
+    #[tokio::test]
+    async fn load_counts_only_expected_responses() {
+        let dir = tempfile::Builder::new().prefix("volt-bench-test-").tempdir_in("/tmp").unwrap();
+        let (mut nginx, _) = serve_one_file(dir.path()).await;
+        let load = |target: &str, body_bytes: usize| {
+            let requests = vec![LoadRequest { target: target.to_owned(), body_bytes }];
+            async move { run_load(nginx.address, &requests, 2, Duration::from_millis(200)).await }
+        };
+
+        let served = load("/chunk.json", FILE_BYTES).await;
+        assert!(served.requests > 0);
+        assert_eq!(served.failures, 0);
+        assert_eq!(served.body_bytes, served.requests * FILE_BYTES as u64);
+
+        let wrong_length = load("/chunk.json", FILE_BYTES - 1).await;
+        assert_eq!(wrong_length.requests, 0);
+        assert!(wrong_length.failures > 0);
+
+        let not_found = load("/missing.json", FILE_BYTES).await;
+        assert_eq!(not_found.requests, 0);
+        assert!(not_found.failures > 0);
+        nginx.stop();
+    }
+}
