@@ -113,8 +113,11 @@ async fn run_round(edge: &Edge, args: &EdgeArgs, volt_pid: u32, clients: usize, 
         percentile(&commits_ms, 50.0),
         percentile(&commits_ms, 99.0)
     );
+    let deliveries = latencies.len().max(1) as f64;
     println!(
-        "          CPU during the changes: Volt {volt_cpu_s:.2} s, this process (clients and writer) {bench_cpu_s:.2} s, over {:.2} s",
+        "          CPU during the changes: Volt {volt_cpu_s:.2} s ({:.0} µs per delivery), this process (clients and writer) {bench_cpu_s:.2} s ({:.0} µs per delivery), over {:.2} s",
+        volt_cpu_s * 1e6 / deliveries,
+        bench_cpu_s * 1e6 / deliveries,
         changes_elapsed.as_secs_f64()
     );
 }
