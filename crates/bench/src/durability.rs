@@ -98,6 +98,15 @@ impl VoltProcess {
     }
 }
 
+impl Drop for VoltProcess {
+    /// Stops a Volt still running, so that a benchmark that panics leaves no process behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;

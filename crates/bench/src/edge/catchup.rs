@@ -82,8 +82,8 @@ pub async fn run(edge: &Edge, args: &EdgeArgs) {
 
     let duration = Duration::from_secs(args.load_s);
     println!(
-        "catch-up serving: {} keep-alive connections, one request at a time on each; {} runs of {} s per server, alternating; \
-         Volt and nginx (worker_processes auto) each use both cores",
+        "catch-up serving: {} keep-alive connections, one request at a time on each; runs per server: {}, of {} s each, \
+         alternating; Volt and nginx (worker_processes auto) each use both cores",
         args.connections, args.load_rounds, args.load_s
     );
     for set in &sets {
