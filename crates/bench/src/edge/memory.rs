@@ -50,7 +50,7 @@ pub async fn run(edge: &Edge, args: &EdgeArgs) {
         .send_get(&Edge::shape_target("memory_parked", &position.offset, Some(&position.handle), Some(None)))
         .await
         .expect("live request");
-    edge.sql.execute("UPDATE memory_parked SET v = 1 WHERE id = 1", &[]).await.expect("update");
+    edge.sql.execute("UPDATE memory_parked SET v = 1 WHERE id = 1", &[]).await.expect("updating memory_parked");
     let (head, _) = connection.read_response().await.expect("live response");
     position.offset = head.header("electric-offset").expect("electric-offset").to_owned();
     drop(connection);
@@ -92,7 +92,7 @@ pub async fn run(edge: &Edge, args: &EdgeArgs) {
     let silent = connections.iter().filter(|connection| connection.is_open_and_silent()).count();
 
     // Every parked request must be waiting on the shape, so one change completes each of them.
-    edge.sql.execute("UPDATE memory_parked SET v = 2 WHERE id = 1", &[]).await.expect("update");
+    edge.sql.execute("UPDATE memory_parked SET v = 2 WHERE id = 1", &[]).await.expect("updating memory_parked");
     let answered = futures_util::stream::iter(connections)
         .map(|mut connection| async move {
             match tokio::time::timeout(PHASE_TIMEOUT, connection.read_response()).await {
