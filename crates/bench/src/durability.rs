@@ -33,10 +33,16 @@ pub struct VoltProcess {
 
 impl VoltProcess {
     pub fn spawn(database_url: &str, storage: &Path, port: u16) -> VoltProcess {
+        Self::spawn_with_args(database_url, storage, port, &[])
+    }
+
+    /// Starts Volt like [`VoltProcess::spawn`], with `extra_args` added to its command line.
+    pub fn spawn_with_args(database_url: &str, storage: &Path, port: u16, extra_args: &[String]) -> VoltProcess {
         let binary = std::env::current_exe().unwrap().with_file_name("volt");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(storage.join("volt.log")).unwrap();
         let child = Command::new(&binary)
             .args(["--storage-dir", storage.to_str().unwrap(), "--port", &port.to_string(), "--snapshot-concurrency-max", "8"])
+            .args(extra_args)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -67,8 +73,13 @@ impl VoltProcess {
         let _ = self.child.wait();
     }
 
+    /// Process id of the running Volt.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory now and at its peak since the last reset, in KiB.
-    fn memory_kib(&self) -> (u64, u64) {
+    pub fn memory_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let field = |name: &str| {
             status
@@ -84,6 +95,15 @@ impl VoltProcess {
     /// Resets the peak resident memory to the current value.
     fn reset_peak(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+}
+
+impl Drop for VoltProcess {
+    /// Stops a Volt still running, so that a benchmark that panics leaves no process behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
     }
 }
 

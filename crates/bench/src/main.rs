@@ -1,6 +1,7 @@
 //! `volt-bench`: measures Volt beside a reference tool on the same machine, in one run.
 
 mod durability;
+mod edge;
 mod routing;
 mod sync;
 
@@ -23,6 +24,9 @@ enum Benchmark {
     /// Replication throughput with many shapes on one table, and the cost of clauses the
     /// routing index cannot serve.
     Routing(routing::RoutingArgs),
+    /// HTTP edge: catch-up serving beside nginx, commit-to-client latency with many clients,
+    /// and memory per parked long poll.
+    Edge(edge::EdgeArgs),
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -34,5 +38,6 @@ async fn main() {
         Benchmark::Sync(args) => sync::run(args).await,
         Benchmark::Durability(args) => durability::run(args).await,
         Benchmark::Routing(args) => routing::run(args).await,
+        Benchmark::Edge(args) => edge::run(args).await,
     }
 }
