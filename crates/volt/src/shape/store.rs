@@ -135,16 +135,6 @@ impl Shape {
         let _ = self.log_unwritten.set(writer.shared_unwritten());
     }
 
-    /// Reads the log bytes `[start, end)`, from the file and from what the writer keeps in
-    /// memory. Both ends must be record boundaries.
-    pub fn read_log_bytes(&self, start: u64, end: u64) -> io::Result<Vec<u8>> {
-        let file = open_for_reading(&self.log_path())?;
-        match self.log_unwritten.get() {
-            Some(unwritten) => records::read_range_with_unwritten(&file, unwritten, start, end),
-            None => records::read_range(&file, start, end),
-        }
-    }
-
     pub fn watch_snapshot(&self) -> watch::Receiver<SnapshotProgress> {
         self.snapshot.subscribe()
     }
