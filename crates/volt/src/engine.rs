@@ -8,7 +8,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_postgres::Client;
 
 use crate::config::Settings;
-use crate::http::chunk_cache::ChunkCache;
+use crate::http::chunk_cache::{ChunkCache, LiveRenders};
 use crate::pg::catalog::{self, LookupError, TableInfo};
 use crate::pg::names::RelationName;
 use crate::pg::ConnectionSettings;
@@ -33,6 +33,8 @@ pub struct Engine {
     pub shape_requests_total: AtomicU64,
     /// Rendered closed chunks shared by their readers.
     pub chunk_cache: ChunkCache,
+    /// Small live bodies rendered once for all the requests a change wakes.
+    pub live_renders: LiveRenders,
     catalog_client: tokio::sync::Mutex<Option<Arc<Client>>>,
     /// Idle connections for snapshots, at most one per snapshot permit.
     snapshot_clients: std::sync::Mutex<Vec<Client>>,
@@ -61,6 +63,7 @@ impl Engine {
             request_slots,
             shape_requests_total: AtomicU64::new(0),
             chunk_cache,
+            live_renders: LiveRenders::default(),
             catalog_client: tokio::sync::Mutex::new(None),
             snapshot_clients: std::sync::Mutex::new(Vec::new()),
         }

@@ -193,6 +193,11 @@ pub async fn render_body(engine: &Arc<Engine>, shape: &Arc<Shape>, parts: Vec<Pa
         _ => None,
     };
     let rendering = Rendering::new(shape, parts, format, engine.config.response_piece_bytes_max);
+    if let Some(key) = shared_live_key(shape, &rendering, format, closed_chunk) {
+        let cell = engine.live_renders.cell(key);
+        let body = cell.get_or_try_init(|| render_small(rendering)).await?;
+        return Ok(Body::from(body.clone()));
+    }
     if let Some((part, key)) = single_part {
         if let Some(body) = cached_body(engine, &key, &part, &rendering) {
             return Ok(body);
@@ -210,6 +215,36 @@ pub async fn render_body(engine: &Arc<Engine>, shape: &Arc<Shape>, parts: Vec<Pa
         return Ok(Body::from(first));
     }
     Ok(stream_body(engine, Bytes::from(first), Source::File(rendering)))
+}
+
+/// Returns the key under which a small body of one log range is rendered once and shared by
+/// every request that asks for the same range at the same time: the live requests a change
+/// wakes all want the same entries.
+fn shared_live_key(shape: &Shape, rendering: &Rendering, format: MessageFormat, closed_chunk: bool) -> Option<ChunkKey> {
+    let (front, back) = rendering.parts.as_slices();
+    let ([part], []) = (front, back) else {
+        return None;
+    };
+    let Part::Log { position, end, .. } = part else {
+        return None;
+    };
+    if closed_chunk || end - position > rendering.piece_bytes_max as u64 {
+        return None;
+    }
+    part.cache_key(shape, format)
+}
+
+/// Renders a small body whole, on the blocking pool.
+async fn render_small(mut rendering: Rendering) -> std::io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let mut body = Vec::new();
+        while let Some(piece) = rendering.next_piece()? {
+            body.extend_from_slice(&piece);
+        }
+        Ok(Bytes::from(body))
+    })
+    .await
+    .map_err(|error| std::io::Error::other(format!("rendering a response failed: {error}")))?
 }
 
 /// Renders a closed chunk whole into the cache, unless another reader is filling it, the chunk

@@ -196,3 +196,29 @@ mod tests {
         assert_eq!(cache.hits(), 1);
     }
 }
+
+/// Bodies being rendered or sent for live requests, by what they contain. An entry lives only
+/// while a request holds it, so this keeps no memory of its own beyond the map's slots.
+#[derive(Debug, Default)]
+pub struct LiveRenders {
+    cells: std::sync::Mutex<std::collections::HashMap<ChunkKey, std::sync::Weak<tokio::sync::OnceCell<Bytes>>>>,
+}
+
+impl LiveRenders {
+    /// Map slots past which dead entries are swept out.
+    const SWEEP_LEN: usize = 1024;
+
+    /// Returns the cell for `key`, shared with every request holding it now.
+    pub fn cell(&self, key: ChunkKey) -> std::sync::Arc<tokio::sync::OnceCell<Bytes>> {
+        let mut cells = self.cells.lock().expect("live renders lock");
+        if let Some(cell) = cells.get(&key).and_then(std::sync::Weak::upgrade) {
+            return cell;
+        }
+        if cells.len() >= Self::SWEEP_LEN {
+            cells.retain(|_, cell| cell.strong_count() > 0);
+        }
+        let cell = std::sync::Arc::new(tokio::sync::OnceCell::new());
+        cells.insert(key, std::sync::Arc::downgrade(&cell));
+        cell
+    }
+}

@@ -1,7 +1,8 @@
 //! gzip compression of JSON responses for clients whose `accept-encoding` allows it.
 //!
-//! Only bodies already in memory are compressed: event streams stay uncompressed, so that
-//! each event reaches the client as soon as it is written. A 304 has no body, and the `etag`
+//! Bodies in memory are compressed whole; streamed bodies piece by piece as they are sent.
+//! Event streams stay uncompressed, so that each event reaches the client as soon as it is
+//! written. A 304 has no body, and the `etag`
 //! stays the same in both encodings because it names the messages, not their bytes.
 
 use std::io::Write;
@@ -58,8 +59,16 @@ pub(super) async fn compress_json(response: Response, accepts_gzip: bool, min_by
     let (mut parts, body) = response.into_parts();
     parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
     let size = axum::body::HttpBody::size_hint(&body).exact();
-    let compressible = size.is_some_and(|size| size >= min_bytes as u64 && size > 0);
-    if !accepts_gzip || !compressible || parts.headers.contains_key(header::CONTENT_ENCODING) {
+    if !accepts_gzip || parts.headers.contains_key(header::CONTENT_ENCODING) {
+        return Response::from_parts(parts, body);
+    }
+    let Some(size) = size else {
+        // A streamed body (larger than one piece): compressed piece by piece as it is sent.
+        parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, gzip_stream(body));
+    };
+    if size < min_bytes as u64 || size == 0 {
         return Response::from_parts(parts, body);
     }
     // The body is in memory (its size is exact), so collecting it does not wait on anything.
@@ -80,6 +89,47 @@ pub(super) async fn compress_json(response: Response, accepts_gzip: bool, min_by
         }
         None => Response::from_parts(parts, Body::from(plain)),
     }
+}
+
+/// Compresses a streamed body piece by piece, each on the blocking pool, so memory stays at
+/// one piece and the encoder's window however long the body is.
+fn gzip_stream(body: Body) -> Body {
+    use futures_util::StreamExt;
+    struct State {
+        pieces: axum::body::BodyDataStream,
+        encoder: Option<GzEncoder<Vec<u8>>>,
+    }
+    let state = State { pieces: body.into_data_stream(), encoder: Some(GzEncoder::new(Vec::new(), Compression::fast())) };
+    let stream = futures_util::stream::unfold(state, |mut state| async move {
+        let mut encoder = state.encoder.take()?;
+        let piece = state.pieces.next().await;
+        let result = tokio::task::spawn_blocking(move || {
+            let finished = match piece {
+                Some(Ok(piece)) => {
+                    encoder.write_all(&piece)?;
+                    false
+                }
+                Some(Err(error)) => return Err(std::io::Error::other(error)),
+                None => true,
+            };
+            if finished {
+                return encoder.finish().map(|out| (out, None));
+            }
+            let out = std::mem::take(encoder.get_mut());
+            Ok((out, Some(encoder)))
+        })
+        .await
+        .unwrap_or_else(|error| Err(std::io::Error::other(error)));
+        match result {
+            Ok((out, encoder)) => {
+                state.encoder = encoder;
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(out)), state))
+            }
+            // The plain stream failed (a read error cut it off): end the compressed one too.
+            Err(error) => Some((Err(error), state)),
+        }
+    });
+    Body::from_stream(stream)
 }
 
 /// Compresses at level 1: shape JSON repeats keys and headers on every message, so the
