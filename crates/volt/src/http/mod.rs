@@ -79,8 +79,11 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         Some(path) => Route::from_normalised_path(&path),
         None => Route::NotFound,
     };
-    let origin = request.headers().get(header::ORIGIN).cloned();
-    let request_id = request.headers().get(legacy_api::REQUEST_ID_HEADER).cloned();
+    // Copied rather than cloned: a clone shares the connection's read buffer, which a long
+    // poll would then keep while it waits.
+    let copy = |value: &HeaderValue| HeaderValue::from_bytes(value.as_bytes()).ok();
+    let origin = request.headers().get(header::ORIGIN).and_then(copy);
+    let request_id = request.headers().get(legacy_api::REQUEST_ID_HEADER).and_then(copy);
     let method = request.method().clone();
     let accepts_gzip = compression::accepts_gzip(request.headers());
     let compression_min_bytes = engine.config.compression_min_bytes;

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use rand::Rng;
 
@@ -154,12 +154,16 @@ pub async fn serve(engine: Arc<Engine>, request: Request) -> Response {
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    match serve_parsed(&engine, &parsed, request.headers()).await {
+    let if_none_match = request.headers().get(header::IF_NONE_MATCH).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    // The request's parts share the connection's first read buffer; a long poll that kept
+    // them would keep that buffer for as long as it waits.
+    drop(request);
+    match serve_parsed(&engine, &parsed, if_none_match.as_deref()).await {
         Ok(response) | Err(response) => response,
     }
 }
 
-async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &HeaderMap) -> Result<Response, Response> {
+async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, if_none_match: Option<&str>) -> Result<Response, Response> {
     let query = ShapeQuery {
         table: request.table.clone(),
         columns: request.columns.clone(),
@@ -182,7 +186,7 @@ async fn serve_parsed(engine: &Arc<Engine>, request: &ShapeRequest, headers: &He
         Ok(None) => return Err(ApiError::invalid("offset", "out of bounds for this shape").into_response()),
         Err(error) => return Err(read_error(engine, &shape, error)),
     };
-    Ok(batch_response(batch, engine, &shape, request, headers))
+    Ok(batch_response(batch, engine, &shape, request, if_none_match))
 }
 
 /// Reads what follows `offset`: the next snapshot chunk, or log entries once the snapshot
@@ -250,7 +254,7 @@ fn must_refetch(handle: Option<&ShapeHandle>) -> Response {
 }
 
 /// Turns a batch into a response with the current dialect's headers.
-fn batch_response(batch: Batch, engine: &Engine, shape: &Shape, request: &ShapeRequest, request_headers: &HeaderMap) -> Response {
+fn batch_response(batch: Batch, engine: &Engine, shape: &Shape, request: &ShapeRequest, if_none_match: Option<&str>) -> Response {
     let etag = if batch.has_data {
         format!("\"{}:{}:{}\"", shape.handle, request.offset, batch.next_offset)
     } else {
@@ -258,10 +262,7 @@ fn batch_response(batch: Batch, engine: &Engine, shape: &Shape, request: &ShapeR
         let unique = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         format!("\"{}:{}:{}:{unique}\"", shape.handle, request.offset, batch.next_offset)
     };
-    let not_modified = request_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
+    let not_modified = if_none_match.is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
 
     let mut response = if not_modified {
         let mut response = Response::new(Body::empty());
