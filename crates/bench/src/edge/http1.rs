@@ -1,8 +1,8 @@
 //! A minimal HTTP/1.1 client on one keep-alive TCP connection, and the load tool built on it.
 //!
 //! The catch-up benchmark points the same load tool at Volt and at nginx, so both servers
-//! receive byte-identical requests on the same number of connections. Responses must carry
-//! `content-length`, which both servers send for complete bodies.
+//! receive byte-identical requests on the same number of connections. Bodies come with a
+//! `content-length` or chunked (Volt streams bodies larger than one response piece).
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,6 +22,8 @@ pub struct Head {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub content_length: usize,
+    /// True for `transfer-encoding: chunked`; `content_length` is then unused.
+    pub chunked: bool,
 }
 
 impl Head {
@@ -73,9 +75,13 @@ impl Connection {
             let (name, value) = trimmed.split_once(':').ok_or_else(|| invalid(format!("invalid header line {trimmed:?}")))?;
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
-        let mut head = Head { status, headers, content_length: 0 };
-        if head.header("transfer-encoding").is_some() {
-            return Err(invalid("chunked responses are not supported: the servers send content-length".to_owned()));
+        let mut head = Head { status, headers, content_length: 0, chunked: false };
+        if let Some(encoding) = head.header("transfer-encoding") {
+            if !encoding.eq_ignore_ascii_case("chunked") {
+                return Err(invalid(format!("unsupported transfer-encoding {encoding:?}")));
+            }
+            head.chunked = true;
+            return Ok(head);
         }
         head.content_length = match head.header("content-length") {
             Some(value) => value.parse().map_err(|_| invalid(format!("invalid content-length {value:?}")))?,
@@ -93,9 +99,59 @@ impl Connection {
     /// Reads the next response with its body.
     pub async fn read_response(&mut self) -> io::Result<(Head, Vec<u8>)> {
         let head = self.read_head().await?;
+        if head.chunked {
+            let mut body = Vec::new();
+            while let Some(size) = self.read_chunk_size().await? {
+                let start = body.len();
+                body.resize(start + size, 0);
+                self.stream.read_exact(&mut body[start..]).await?;
+                self.read_chunk_end().await?;
+            }
+            return Ok((head, body));
+        }
         let mut body = vec![0; head.content_length];
         self.stream.read_exact(&mut body).await?;
         Ok((head, body))
+    }
+
+    /// Reads a chunk's size line; `None` for the last chunk, whose trailer is read too.
+    async fn read_chunk_size(&mut self) -> io::Result<Option<usize>> {
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let digits = line.trim_end_matches(['\r', '\n']).split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(digits.trim(), 16).map_err(|_| invalid(format!("invalid chunk size line {line:?}")))?;
+        if size > 0 {
+            return Ok(Some(size));
+        }
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await? == 0 || line.trim_end_matches(['\r', '\n']).is_empty() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads the line break after a chunk's data.
+    async fn read_chunk_end(&mut self) -> io::Result<()> {
+        let mut end = [0u8; 2];
+        self.stream.read_exact(&mut end).await?;
+        if &end != b"\r\n" {
+            return Err(invalid("a chunk does not end with a line break".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Reads `length` body bytes into `scratch` and drops them.
+    async fn discard(&mut self, mut length: usize, scratch: &mut [u8]) -> io::Result<()> {
+        while length > 0 {
+            let want = length.min(scratch.len());
+            let read = self.stream.read(&mut scratch[..want]).await?;
+            if read == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended early"));
+            }
+            length -= read;
+        }
+        Ok(())
     }
 
     /// Sends a GET request and reads its response, dropping the body. Returns the status and
@@ -103,16 +159,17 @@ impl Connection {
     async fn get_discarding(&mut self, target: &[u8], scratch: &mut [u8]) -> io::Result<(u16, usize)> {
         self.stream.get_mut().write_all(target).await?;
         let head = self.read_head().await?;
-        let mut left = head.content_length;
-        while left > 0 {
-            let want = left.min(scratch.len());
-            let read = self.stream.read(&mut scratch[..want]).await?;
-            if read == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended early"));
-            }
-            left -= read;
+        if !head.chunked {
+            self.discard(head.content_length, scratch).await?;
+            return Ok((head.status, head.content_length));
         }
-        Ok((head.status, head.content_length))
+        let mut total = 0;
+        while let Some(size) = self.read_chunk_size().await? {
+            self.discard(size, scratch).await?;
+            self.read_chunk_end().await?;
+            total += size;
+        }
+        Ok((head.status, total))
     }
 
     /// Checks without blocking whether the server sent anything or closed the connection.
