@@ -15,7 +15,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::chunk_cache::{ChunkKey, RenderedChunk, ResumePoint};
+use super::chunk_cache::{ChunkKey, LiveKey, RenderedChunk, ResumePoint};
 use crate::engine::Engine;
 use crate::position::LogOffset;
 use crate::shape::messages::{self, MessageFormat};
@@ -220,10 +220,12 @@ pub async fn render_body(engine: &Arc<Engine>, shape: &Arc<Shape>, parts: Vec<Pa
 /// Returns the key under which a small body of one log range is rendered once and shared by
 /// every request that asks for the same range at the same time: the live requests a change
 /// wakes all want the same entries.
-fn shared_live_key(shape: &Shape, rendering: &Rendering, format: MessageFormat, closed_chunk: bool) -> Option<ChunkKey> {
-    let (front, back) = rendering.parts.as_slices();
-    let ([part], []) = (front, back) else {
-        return None;
+fn shared_live_key(shape: &Shape, rendering: &Rendering, format: MessageFormat, closed_chunk: bool) -> Option<LiveKey> {
+    // A range that reaches the head of the log ends with its `up-to-date` message.
+    let (part, message) = match rendering.parts.as_slices() {
+        ([part], []) => (part, Vec::new()),
+        ([part, Part::Message(message)], []) => (part, message.clone()),
+        _ => return None,
     };
     let Part::Log { position, end, .. } = part else {
         return None;
@@ -231,7 +233,7 @@ fn shared_live_key(shape: &Shape, rendering: &Rendering, format: MessageFormat, 
     if closed_chunk || end - position > rendering.piece_bytes_max as u64 {
         return None;
     }
-    part.cache_key(shape, format)
+    Some(LiveKey { range: part.cache_key(shape, format)?, message })
 }
 
 /// Renders a small body whole, on the blocking pool.

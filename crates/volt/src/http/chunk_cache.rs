@@ -197,11 +197,18 @@ mod tests {
     }
 }
 
+/// What a small live body contains: a log range and the message that ends it, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LiveKey {
+    pub range: ChunkKey,
+    pub message: Vec<u8>,
+}
+
 /// Bodies being rendered or sent for live requests, by what they contain. An entry lives only
 /// while a request holds it, so this keeps no memory of its own beyond the map's slots.
 #[derive(Debug, Default)]
 pub struct LiveRenders {
-    cells: std::sync::Mutex<std::collections::HashMap<ChunkKey, std::sync::Weak<tokio::sync::OnceCell<Bytes>>>>,
+    cells: std::sync::Mutex<std::collections::HashMap<LiveKey, std::sync::Weak<tokio::sync::OnceCell<Bytes>>>>,
 }
 
 impl LiveRenders {
@@ -209,7 +216,7 @@ impl LiveRenders {
     const SWEEP_LEN: usize = 1024;
 
     /// Returns the cell for `key`, shared with every request holding it now.
-    pub fn cell(&self, key: ChunkKey) -> std::sync::Arc<tokio::sync::OnceCell<Bytes>> {
+    pub fn cell(&self, key: LiveKey) -> std::sync::Arc<tokio::sync::OnceCell<Bytes>> {
         let mut cells = self.cells.lock().expect("live renders lock");
         if let Some(cell) = cells.get(&key).and_then(std::sync::Weak::upgrade) {
             return cell;
