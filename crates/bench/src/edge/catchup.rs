@@ -24,7 +24,11 @@ struct RequestSet {
 }
 
 pub async fn run(edge: &Edge, args: &EdgeArgs) {
-    let mut volt = edge.start_volt(&[]).await;
+    let volt_args: Vec<String> = match args.catchup_chunk_cache_bytes {
+        Some(bytes) => vec!["--chunk-cache-bytes-max".to_owned(), bytes.to_string()],
+        None => Vec::new(),
+    };
+    let mut volt = edge.start_volt(&volt_args).await;
     let mut connection = Connection::open(edge.address).await.expect("connecting to Volt");
 
     // The log: an empty table gets its shape, then every row arrives as a change.

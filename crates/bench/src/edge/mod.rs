@@ -69,6 +69,11 @@ pub struct EdgeArgs {
     /// Live requests parked at once for the memory figure.
     #[arg(long, default_value_t = 10_000)]
     parked: usize,
+    /// `--chunk-cache-bytes-max` of the Volt serving the catch-up loads; Volt's default when
+    /// absent. A cache larger than the log serves every chunk from memory, as nginx serves
+    /// its files from the page cache.
+    #[arg(long)]
+    pub catchup_chunk_cache_bytes: Option<u64>,
     /// Skip these parts: any of catchup, latency, memory.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,

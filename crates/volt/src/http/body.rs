@@ -23,6 +23,10 @@ use crate::shape::store::LogRange;
 use crate::shape::Shape;
 use crate::storage::records::{self, Record, RecordKind};
 
+/// Smallest piece of a cached chunk. Cached pieces are shared by every reader, so a stalled
+/// reader holds no copy of its own, and larger pieces mean fewer writes per response.
+const CACHED_PIECE_BYTES_MIN: usize = 1 << 20;
+
 /// One part of a planned body.
 #[derive(Debug, Clone)]
 pub enum Part {
@@ -64,6 +68,10 @@ impl Part {
 #[derive(Clone)]
 struct Rendering {
     shape: Arc<Shape>,
+    /// Files opened by earlier pieces of this body, kept until it ends so that each piece
+    /// does not open them again. A body holds at most these two descriptors.
+    snapshot_file: Option<Arc<std::fs::File>>,
+    log_file: Option<Arc<std::fs::File>>,
     format: MessageFormat,
     parts: VecDeque<Part>,
     piece_bytes_max: usize,
@@ -75,7 +83,17 @@ struct Rendering {
 
 impl Rendering {
     fn new(shape: &Arc<Shape>, parts: Vec<Part>, format: MessageFormat, piece_bytes_max: usize) -> Rendering {
-        Rendering { shape: shape.clone(), format, parts: parts.into(), piece_bytes_max, opened: false, closed: false, has_items: false }
+        Rendering {
+            shape: shape.clone(),
+            snapshot_file: None,
+            log_file: None,
+            format,
+            parts: parts.into(),
+            piece_bytes_max,
+            opened: false,
+            closed: false,
+            has_items: false,
+        }
     }
 
     /// Returns the rendering state, for a body of one part.
@@ -123,8 +141,11 @@ impl Rendering {
                         self.parts.pop_front();
                         continue;
                     }
-                    let file = self.shape.open_snapshot()?;
-                    let (bytes, next) = records::read_whole_records(&file, *position, *end, budget)?;
+                    if self.snapshot_file.is_none() {
+                        self.snapshot_file = Some(Arc::new(self.shape.open_snapshot()?));
+                    }
+                    let file = self.snapshot_file.as_deref().expect("opened above");
+                    let (bytes, next) = records::read_whole_records(file, *position, *end, budget)?;
                     let format = self.format;
                     let has_items = &mut self.has_items;
                     records::for_each_record(&bytes, *position, |record| render(&mut out, has_items, record, format))?;
@@ -135,7 +156,11 @@ impl Rendering {
                         self.parts.pop_front();
                         continue;
                     }
-                    let (bytes, next) = self.shape.read_log_records(*position, *end, budget)?;
+                    if self.log_file.is_none() {
+                        self.log_file = Some(Arc::new(self.shape.open_log()?));
+                    }
+                    let file = self.log_file.as_deref().expect("opened above");
+                    let (bytes, next) = self.shape.read_log_records(file, *position, *end, budget)?;
                     let (after, last, format) = (*after, *last, self.format);
                     let has_items = &mut self.has_items;
                     records::for_each_record(&bytes, *position, |record| {
@@ -260,7 +285,9 @@ async fn fill_cache(engine: &Arc<Engine>, key: &ChunkKey, rendering: &Rendering)
         return Ok(false);
     };
     if !cache.contains(key) {
-        let chunk = render_whole(rendering.clone()).await?;
+        let mut whole = rendering.clone();
+        whole.piece_bytes_max = whole.piece_bytes_max.max(CACHED_PIECE_BYTES_MIN);
+        let chunk = render_whole(whole).await?;
         cache.insert(key.clone(), chunk);
     }
     Ok(true)

@@ -238,14 +238,18 @@ impl Shape {
         open_for_reading(&self.snapshot_path())
     }
 
+    /// Opens the log file for reading, with its header checked.
+    pub fn open_log(&self) -> io::Result<File> {
+        open_for_reading(&self.log_path())
+    }
+
     /// Reads whole log records from `start`, up to `end` and about `bytes_max` bytes (see
-    /// [`records::read_whole_records`]), from the file and from what the writer keeps in
-    /// memory. Returns the bytes and the position after them.
-    pub fn read_log_records(&self, start: u64, end: u64, bytes_max: usize) -> io::Result<(Vec<u8>, u64)> {
-        let file = open_for_reading(&self.log_path())?;
+    /// [`records::read_whole_records`]), from `file` (opened with [`Shape::open_log`]) and
+    /// from what the writer keeps in memory. Returns the bytes and the position after them.
+    pub fn read_log_records(&self, file: &File, start: u64, end: u64, bytes_max: usize) -> io::Result<(Vec<u8>, u64)> {
         match self.log_unwritten.get() {
-            Some(unwritten) => records::read_whole_records_with(|from, to| records::read_range_with_unwritten(&file, unwritten, from, to), start, end, bytes_max),
-            None => records::read_whole_records(&file, start, end, bytes_max),
+            Some(unwritten) => records::read_whole_records_with(|from, to| records::read_range_with_unwritten(file, unwritten, from, to), start, end, bytes_max),
+            None => records::read_whole_records(file, start, end, bytes_max),
         }
     }
 }
