@@ -78,7 +78,7 @@ async fn dropped_table_rotates_shapes() {
 
     sql.batch_execute("DROP TABLE doomed").await.unwrap();
     // A live request parked when the check removes the shape gets 409. One that arrives after
-    // the removal finds no table and gets 400 at once, which also tells the client to stop.
+    // the removal finds no table and gets 400 at once, after which the client stops too.
     let live_path = format!(
         "/v1/shape?table=doomed&handle={}&offset={}&live=true&cursor={}",
         doomed.handle.as_deref().unwrap(),

@@ -24,7 +24,7 @@ use crate::shape::Shape;
 use crate::storage::records::{self, Record, RecordKind};
 
 /// Smallest piece of a cached chunk. Cached pieces are shared by every reader, so a stalled
-/// reader holds no copy of its own, and larger pieces mean fewer writes per response.
+/// reader keeps no copy of its own, and larger pieces mean fewer writes per response.
 const CACHED_PIECE_BYTES_MIN: usize = 1 << 20;
 
 /// One part of a planned body.
@@ -69,7 +69,7 @@ impl Part {
 struct Rendering {
     shape: Arc<Shape>,
     /// Files opened by earlier pieces of this body, kept until it ends so that each piece
-    /// does not open them again. A body holds at most these two descriptors.
+    /// does not open them again. A body keeps at most these two descriptors open.
     snapshot_file: Option<Arc<std::fs::File>>,
     log_file: Option<Arc<std::fs::File>>,
     format: MessageFormat,
@@ -243,7 +243,7 @@ pub async fn render_body(engine: &Arc<Engine>, shape: &Arc<Shape>, parts: Vec<Pa
 }
 
 /// Returns the key under which a small body of one log range is rendered once and shared by
-/// every request that asks for the same range at the same time: the live requests a change
+/// every request for the same range at the same time: the live requests a change
 /// wakes all want the same entries.
 fn shared_live_key(shape: &Shape, rendering: &Rendering, format: MessageFormat, closed_chunk: bool) -> Option<LiveKey> {
     // A range that reaches the head of the log ends with its `up-to-date` message.

@@ -197,7 +197,7 @@ mod tests {
     }
 }
 
-/// What a small live body contains: a log range and the message that ends it, if any.
+/// Contents of a small live body: a log range and the message that ends it, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LiveKey {
     pub range: ChunkKey,
@@ -205,7 +205,7 @@ pub struct LiveKey {
 }
 
 /// Bodies being rendered or sent for live requests, by what they contain. An entry lives only
-/// while a request holds it, so this keeps no memory of its own beyond the map's slots.
+/// while a request uses it, so this keeps no memory of its own beyond the map's slots.
 #[derive(Debug, Default)]
 pub struct LiveRenders {
     cells: std::sync::Mutex<std::collections::HashMap<LiveKey, std::sync::Weak<tokio::sync::OnceCell<Bytes>>>>,

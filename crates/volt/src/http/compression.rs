@@ -56,6 +56,7 @@ pub(super) async fn compress_json(response: Response, accepts_gzip: bool, min_by
     if !is_json {
         return response;
     }
+
     let (mut parts, body) = response.into_parts();
     parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
     let size = axum::body::HttpBody::size_hint(&body).exact();
@@ -71,6 +72,7 @@ pub(super) async fn compress_json(response: Response, accepts_gzip: bool, min_by
     if size < min_bytes as u64 || size == 0 {
         return Response::from_parts(parts, body);
     }
+
     // The body is in memory (its size is exact), so collecting it does not wait on anything.
     let Ok(plain) = axum::body::to_bytes(body, usize::MAX).await else {
         return Response::from_parts(parts, Body::empty());
