@@ -169,6 +169,13 @@ fn compile_on_this_thread(
     if significant > MAX_TOKENS {
         return Err(FilterError { message: format!("the clause is too long: at most {MAX_TOKENS} tokens are allowed"), location: None });
     }
+    // sqlparser reads `==` as `=`, but PostgreSQL has no such operator.
+    if let Some(token) = tokens.iter().find(|token| token.token == Token::DoubleEq) {
+        return Err(FilterError {
+            message: "operator does not exist: ==; use = to compare".to_owned(),
+            location: analyze::line_column_offset(where_text, token.span.start.line, token.span.start.column),
+        });
+    }
     let between_symmetric = take_between_symmetric(&mut tokens);
 
     let mut parser = Parser::new(&dialect).with_recursion_limit(analyze::MAX_DEPTH).with_tokens_with_locations(tokens);

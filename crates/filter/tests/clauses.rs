@@ -584,3 +584,10 @@ fn deepest_accepted_clause_evaluates() {
     let row: Vec<Option<&str>> = (0..COLUMN_COUNT).map(|index| if index == 20 { Some("1") } else { None }).collect();
     assert_eq!(filter(&sums).matches(&row).map_err(|error| error.message), Ok(Some(true)));
 }
+
+#[test]
+fn double_equals_is_rejected() {
+    assert_rejected("id == 1", "operator does not exist: ==");
+    let error = compile("id == 1", &no_params(), &columns()).unwrap_err();
+    assert_eq!(error.location, Some(3));
+}
