@@ -3,14 +3,12 @@
 //! shapes on disk. Volt runs as its own process (the `volt` binary beside this one), against a
 //! PostgreSQL this benchmark starts with default durability settings.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio_postgres::{Client, NoTls};
-use volt::pg::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use tokio_postgres::Client;
 
 #[derive(Debug, clap::Args)]
 pub struct DurabilityArgs {
@@ -131,18 +129,8 @@ pub async fn wait_confirmed(sql: &Client, slot: &str, target: i64) {
 }
 
 pub async fn run(args: DurabilityArgs) {
-    let dir = tempfile::Builder::new().prefix("volt-bench-").tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let postgres = EmbeddedPostgres::start(EmbeddedOptions {
-        data_dir: dir.path().join("postgres"),
-        extra_settings: vec![("max_wal_size".into(), "4GB".into())],
-        ..Default::default()
-    })
-    .await
-    .expect("PostgreSQL starts");
-    let database_url = postgres.url();
-    let (sql, connection) = tokio_postgres::connect(&database_url, NoTls).await.unwrap();
-    tokio::spawn(connection);
+    // Dropping `_postgres` at the end of the run stops the cluster.
+    let crate::cluster::Cluster { dir, postgres: _postgres, database_url, sql } = crate::cluster::start("volt-bench-").await;
     let storage: PathBuf = dir.path().join("volt");
     std::fs::create_dir_all(&storage).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

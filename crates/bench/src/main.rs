@@ -1,5 +1,6 @@
 //! `volt-bench`: measures Volt beside a reference tool on the same machine, in one run.
 
+mod cluster;
 mod durability;
 mod edge;
 mod routing;

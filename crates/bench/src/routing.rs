@@ -9,13 +9,11 @@
 //! A backlog is built while Volt is stopped and timed from Volt's start until the slot
 //! confirms its end, so both runs of a pair do the same work from the same start.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio_postgres::{Client, NoTls};
-use volt::pg::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use tokio_postgres::Client;
 
 use crate::durability::{current_lsn, wait_confirmed, VoltProcess};
 
@@ -93,18 +91,8 @@ impl Bench {
 }
 
 pub async fn run(args: RoutingArgs) {
-    let dir = tempfile::Builder::new().prefix("volt-bench-").tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let postgres = EmbeddedPostgres::start(EmbeddedOptions {
-        data_dir: dir.path().join("postgres"),
-        extra_settings: vec![("max_wal_size".into(), "4GB".into())],
-        ..Default::default()
-    })
-    .await
-    .expect("PostgreSQL starts");
-    let database_url = postgres.url();
-    let (sql, connection) = tokio_postgres::connect(&database_url, NoTls).await.unwrap();
-    tokio::spawn(connection);
+    // Dropping `_postgres` at the end of the run stops the cluster.
+    let crate::cluster::Cluster { dir, postgres: _postgres, database_url, sql } = crate::cluster::start("volt-bench-").await;
     sql.batch_execute("CREATE TABLE tasks (id bigint PRIMARY KEY, owner_id int NOT NULL, title text NOT NULL); CREATE INDEX ON tasks (owner_id);")
         .await
         .unwrap();

@@ -19,11 +19,9 @@ mod memory;
 mod nginx;
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use tokio_postgres::{Client, NoTls};
-use volt::pg::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use tokio_postgres::Client;
 
 use crate::durability::VoltProcess;
 use http1::Connection;
@@ -187,19 +185,8 @@ fn raise_open_file_limit() -> u64 {
 /// Runs the parts of the edge benchmark that `--skip` leaves.
 pub async fn run(args: EdgeArgs) {
     let open_files = raise_open_file_limit();
-    let dir = tempfile::Builder::new().prefix("volt-bench-edge-").tempdir_in("/tmp").expect("temporary directory");
-    // nginx's workers and the embedded PostgreSQL run as other users and must reach the files.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let postgres = EmbeddedPostgres::start(EmbeddedOptions {
-        data_dir: dir.path().join("postgres"),
-        extra_settings: vec![("max_wal_size".into(), "4GB".into())],
-        ..Default::default()
-    })
-    .await
-    .expect("PostgreSQL starts");
-    let database_url = postgres.url();
-    let (sql, connection) = tokio_postgres::connect(&database_url, NoTls).await.expect("connecting to PostgreSQL");
-    tokio::spawn(connection);
+    // Dropping `_postgres` at the end of the run stops the cluster.
+    let crate::cluster::Cluster { dir, postgres: _postgres, database_url, sql } = crate::cluster::start("volt-bench-edge-").await;
     let storage = dir.path().join("volt");
     std::fs::create_dir_all(&storage).expect("creating Volt's storage");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port();
