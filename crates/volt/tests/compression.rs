@@ -77,9 +77,9 @@ async fn gzip_body_decodes_to_plain_body() {
     assert!(head.bytes().await.unwrap().is_empty());
 
     // A client that rejects gzip gets the plain body.
-    let refused = get_with(&volt, path, &[("accept-encoding", "gzip;q=0, identity")]).await;
-    assert!(refused.headers().get("content-encoding").is_none());
-    assert_eq!(refused.bytes().await.unwrap(), plain_body);
+    let declined = get_with(&volt, path, &[("accept-encoding", "gzip;q=0, identity")]).await;
+    assert!(declined.headers().get("content-encoding").is_none());
+    assert_eq!(declined.bytes().await.unwrap(), plain_body);
     volt.stop().await;
 }
 

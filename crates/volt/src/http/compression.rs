@@ -138,7 +138,7 @@ fn gzip_stream(body: Body) -> Body {
 /// fastest level already removes most of it, and a large chunk must not hold a thread long.
 fn gzip(plain: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(plain.len() / 4), Compression::fast());
-    // Writing to a Vec cannot fail.
+    // The encoder writes into a Vec, whose writes do not fail.
     encoder.write_all(plain).expect("gzip into memory");
     encoder.finish().expect("gzip into memory")
 }

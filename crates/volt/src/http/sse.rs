@@ -157,15 +157,19 @@ impl EventStream {
         let Some(batch) = read_after(&self.engine, &self.shape, self.sent_up_to, false).await? else {
             return Ok(Bytes::new());
         };
+
         // An event stream frames each message, so the batch is read whole: at most one chunk.
+        // NOTE: the batch is rendered as a JSON array and parsed back into messages; framing
+        // the records directly would save that round trip.
         let body = axum::body::to_bytes(batch.body, usize::MAX).await.map_err(|error| {
-            tracing::error!(handle = %self.shape.handle, %error, "cannot read a batch for an event stream");
+            tracing::error!(handle = %self.shape.handle, %error, "reading a batch for an event stream failed");
             ReadError::Unavailable("reading the shape log failed; retry")
         })?;
         let messages: Vec<&RawValue> = serde_json::from_slice(&body).map_err(|error| {
             tracing::error!(handle = %self.shape.handle, %error, "a batch read for an event stream is not a JSON array");
             ReadError::Unavailable("reading the shape log failed; retry")
         })?;
+
         // The batch's own `up-to-date` message is replaced by one whose LSN the client can
         // resume from.
         let data_count = messages.len() - usize::from(batch.up_to_date && !messages.is_empty());
@@ -173,6 +177,7 @@ impl EventStream {
         for message in &messages[..data_count] {
             push_event(&mut events, message.get().as_bytes());
         }
+
         self.unflushed |= data_count > 0;
         self.sent_up_to = batch.next_offset;
         if batch.up_to_date && self.unflushed {

@@ -741,9 +741,9 @@ impl Applier {
     /// LSN: the group commit.
     ///
     /// A log whose new bytes are all still in its buffer is made durable by the journal,
-    /// which carries those bytes; its file is written but not synced. Only a log that wrote
-    /// part of its bytes out earlier (a large transaction) has its file synced. One journal
-    /// sync thus covers any number of logs.
+    /// which carries those bytes, so its file is not synced. Only a log that wrote part of its
+    /// bytes out earlier (a large transaction) has its file synced. One journal sync thus
+    /// covers any number of logs.
     fn flush(&mut self) {
         let mut failed = Vec::new();
         let mut synced = Vec::new();
@@ -763,8 +763,13 @@ impl Applier {
             let Some(sink) = self.sinks.get_mut(&id) else {
                 return false;
             };
+            // The flush writes the bytes the writer kept too.
+            let kept = sink.writer.kept_bytes();
             match retry_while_disk_full(&sink.shape.dir, || sink.writer.flush(sync_each)) {
-                Ok(_) => true,
+                Ok(_) => {
+                    self.unwritten_bytes = self.unwritten_bytes.saturating_sub(kept);
+                    true
+                }
                 Err(error) => {
                     tracing::error!(handle = %sink.shape.handle, %error, "cannot sync a shape log");
                     failed.push(id);
@@ -822,7 +827,7 @@ impl Applier {
         drop(progress);
         self.removed.clear();
 
-        // The journal holds these logs' new bytes. They stay in memory, where readers find
+        // The journal contains these logs' new bytes. They stay in memory, where readers find
         // them, and reach the files in bulk later: one write per log per group commit would
         // cost more than the commit itself with thousands of logs.
         journaled.retain(|&id| {

@@ -130,7 +130,7 @@ impl RecordWriter {
         self.unwritten.lock().expect("unwritten bytes lock")
     }
 
-    /// The region readers consult for bytes not yet in the file.
+    /// Returns the region readers consult for bytes not yet in the file.
     pub fn shared_unwritten(&self) -> Arc<Mutex<Unwritten>> {
         self.unwritten.clone()
     }
@@ -162,8 +162,8 @@ impl RecordWriter {
         self.lock_unwritten().bytes.len()
     }
 
-    /// The appended bytes `[start, end)` when all of them are in the private buffer, that is
-    /// when none of them was written out or kept since `start`.
+    /// Returns the appended bytes `[start, end)` when all of them are in the private buffer,
+    /// that is when none of them was written out or kept since `start`.
     pub fn buffered_range(&self, start: u64, end: u64) -> Option<&[u8]> {
         let buffer_start = self.buffer_start();
         if start < buffer_start || end < start || end > buffer_start + self.buffer.len() as u64 || self.unwritten_start > 0 {
@@ -270,8 +270,8 @@ fn write_from(file: &mut File, bytes: &[u8], done: &mut usize, unsynced: &mut bo
 /// `unwritten`. Both ends must be record boundaries.
 pub fn read_range_with_unwritten(file: &File, unwritten: &Mutex<Unwritten>, start: u64, end: u64) -> io::Result<Vec<u8>> {
     let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
-    // Copy the part still in memory first. Bytes leave the region only after they were
-    // written, so the part before its start is in the file whatever happens next.
+    // Copy the part still in memory first. `RecordWriter::flush` clears the region only after
+    // writing its bytes, under this lock, so the part before its start is already in the file.
     let file_end = {
         let unwritten = unwritten.lock().expect("unwritten bytes lock");
         let file_end = end.min(unwritten.start).max(start);
@@ -561,7 +561,7 @@ mod tests {
     }
 
     #[test]
-    fn kept_bytes_are_readable_before_they_reach_the_file() {
+    fn kept_bytes_readable_before_write() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("log");
         let mut writer = RecordWriter::create(&path).unwrap();
