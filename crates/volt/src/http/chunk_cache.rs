@@ -53,6 +53,9 @@ impl RenderedChunk {
 }
 
 /// The cache: entries up to a total size, evicted oldest first.
+///
+/// NOTE: when clients cycle through more chunks than fit, oldest-first eviction drops each
+/// chunk before its next request, so nearly every request renders from the file again.
 pub struct ChunkCache {
     bytes_max: usize,
     state: Mutex<CacheState>,

@@ -362,7 +362,7 @@ pub fn read_whole_records(file: &File, start: u64, end: u64, bytes_max: usize) -
     read_whole_records_with(|from, to| read_range(file, from, to), start, end, bytes_max)
 }
 
-/// [`read_whole_records`] with the bytes `[from, to)` read by `read`.
+/// Reads whole records like [`read_whole_records`], taking the bytes `[from, to)` from `read`.
 pub fn read_whole_records_with(read: impl Fn(u64, u64) -> io::Result<Vec<u8>>, start: u64, end: u64, bytes_max: usize) -> io::Result<(Vec<u8>, u64)> {
     if start >= end {
         return Ok((Vec::new(), start));
